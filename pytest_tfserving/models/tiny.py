@@ -1,0 +1,33 @@
+"""Tiny models for fast tests: real Keras graphs that build, save and quantize in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TINY_INPUT_SHAPE: tuple[int, int, int] = (8, 8, 3)
+
+
+def build_tiny_cnn(seed: int = 0, extra_dense_layers: int = 0, width: int = 16) -> Any:
+    """A small conv net (input 8x8x3 float32, 10-way softmax).
+
+    ``extra_dense_layers`` makes a genuinely slower model of the same interface (for regression tests).
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=TINY_INPUT_SHAPE, dtype="float32", name="images")
+    x = keras.layers.Conv2D(width, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.Conv2D(width, 3, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    for _ in range(extra_dense_layers):
+        x = keras.layers.Dense(512, activation="relu")(x)
+    outputs = keras.layers.Dense(10, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="tiny_cnn")
+
+
+def export_savedmodel(model: Any, path: Path) -> Path:
+    """Write ``model`` as a SavedModel with a ``serving_default`` signature at ``path``."""
+    path = Path(path)
+    model.export(str(path), format="tf_saved_model", verbose=False)
+    return path
