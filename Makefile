@@ -1,0 +1,43 @@
+# The two commands of the README: `make test` (the plugin's own tests) and `make perf` (the ResNet50
+# suite on the default backend). Each sets up what it needs, idempotently.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: test perf setup venv redis engine images lint clean
+
+setup: venv redis
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 (apt-get install python3.11 python3.11-venv) or run make PYTHON=python3"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,plots,gpu]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+venv: $(STAMP)
+
+redis:
+	@command -v redis-server >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing redis-server from Debian"; \
+	  (apt-get install -y -qq redis-server >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null)); \
+	else \
+	  echo "error: redis-server is missing; install it with: sudo apt-get install redis-server"; exit 1; \
+	fi
+
+test: setup
+	set -o pipefail; $(PY) -m pytest tests $(PYTEST_ARGS)
+
+perf: setup
+	set -o pipefail; $(PY) -m pytest perf_suites -m perf --perf-report-md reports/perf.md --perf-report-json reports/perf.json $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check pytest_tfserving tests perf_suites benchmarks
+	$(VENV)/bin/mypy pytest_tfserving
+
+clean:
+	rm -rf $(VENV) .tfserving-cache reports .pytest_cache

@@ -1,0 +1,276 @@
+"""The ``perf`` fixture's handle: measure a running server, compare two, record results for the gate.
+
+It knows no pytest: the session hands it what it needs (settings, baseline lookup, fingerprint) and
+reads back what it recorded when the test's call phase ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_tfserving.baselines import Baseline
+from pytest_tfserving.ceilings import PerfChecks
+from pytest_tfserving.judge import MetricVerdict, RelativeVerdict, judge, judge_relative, needs_more_windows
+from pytest_tfserving.load.histogram import Histogram
+from pytest_tfserving.load.payloads import PayloadOptions
+from pytest_tfserving.load.runner import LoadConfig, measure_config, measure_interleaved
+from pytest_tfserving.load.server_latency import ServerLatencySnapshot
+from pytest_tfserving.load.summary import StabilityRule
+from pytest_tfserving.metrics.composite import CompositeSampler
+from pytest_tfserving.metrics.gpu import gpu_sampler_or_reason
+from pytest_tfserving.metrics.prometheus import PrometheusScraper
+from pytest_tfserving.metrics.resources import ResourceSampler
+from pytest_tfserving.options import Settings
+from pytest_tfserving.results import Measurement
+
+# A running server as the handle needs it (the backends' RunningServer satisfies this).
+Server = Any
+
+
+@dataclass
+class Recorded:
+    """One baselined measurement of a test (``name`` None: the test's main measurement)."""
+
+    name: str | None
+    measurement: Measurement
+    fingerprint: dict[str, Any]
+    baseline: Baseline | None
+    verdicts: list[MetricVerdict]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PerfContext:
+    """What the session provides to one test's handle."""
+
+    settings: Settings
+    checks: PerfChecks
+    find_baseline: Callable[[str | None], tuple[Baseline | None, list[str]]]
+    fingerprint: Callable[[Server], dict[str, Any]]
+    gpu_indices: tuple[int, ...] | None = None
+
+
+def server_latency_source(server: Server, model_name: str) -> Callable[[], ServerLatencySnapshot] | None:
+    """A callable reading the server's cumulative Prometheus request_latency for ``model_name``."""
+    url = server.endpoints.prometheus_url
+    if not url:
+        return None
+    scraper = PrometheusScraper(url, labels={"model_name": model_name})
+
+    def snapshot() -> ServerLatencySnapshot:
+        state = scraper.scrape()
+        return tuple(zip(state.bounds, state.cumulative, strict=True)), state.count, state.sum
+
+    return snapshot
+
+
+def merge_measurements(first: Measurement, more: Measurement) -> Measurement:
+    """One measurement from two consecutive runs on the same server (an extension of ``first``)."""
+    hist = Histogram.from_dict(first.latency_histogram) if first.latency_histogram else None
+    if hist is not None and more.latency_histogram:
+        hist.merge(Histogram.from_dict(more.latency_histogram))
+    count, errors = first.count + more.count, first.errors + more.errors
+    duration = first.duration_s + more.duration_s
+    statuses = dict(first.errors_by_status)
+    for status, n in more.errors_by_status.items():
+        statuses[status] = statuses.get(status, 0) + n
+    offset = first.duration_s
+    windows = first.windows + tuple(dataclasses.replace(w, start_s=w.start_s + offset) for w in more.windows)
+
+    def weighted(a: float | None, b: float | None) -> float | None:
+        if a is None or b is None:
+            return a if b is None else b
+        return (a * first.duration_s + b * more.duration_s) / duration
+
+    def largest(a: float | None, b: float | None) -> float | None:
+        return max(v for v in (a, b) if v is not None) if (a, b) != (None, None) else None
+
+    latencies: dict[str, float] = {
+        "p50_ms": first.p50_ms, "p90_ms": first.p90_ms, "p95_ms": first.p95_ms, "p99_ms": first.p99_ms,
+        "max_ms": max(first.max_ms, more.max_ms), "mean_ms": first.mean_ms,
+    }
+    if hist is not None:
+        latencies.update(p50_ms=hist.percentile(50), p90_ms=hist.percentile(90),
+                         p95_ms=hist.percentile(95), p99_ms=hist.percentile(99), mean_ms=hist.mean_ms)
+    return dataclasses.replace(
+        first,
+        duration_s=duration,
+        count=count,
+        errors=errors,
+        errors_by_status=statuses,
+        rps=(count - errors) / duration if duration else 0.0,
+        windows=windows,
+        stable=more.stable,
+        cpu_percent=weighted(first.cpu_percent, more.cpu_percent),
+        rss_mb=largest(first.rss_mb, more.rss_mb),
+        gpu_util_percent=weighted(first.gpu_util_percent, more.gpu_util_percent),
+        gpu_memory_mb=largest(first.gpu_memory_mb, more.gpu_memory_mb),
+        server_p50_ms=more.server_p50_ms if more.server_p50_ms is not None else first.server_p50_ms,
+        server_mean_ms=weighted(first.server_mean_ms, more.server_mean_ms),
+        client_saturated=first.client_saturated or more.client_saturated,
+        latency_histogram=hist.to_dict() if hist is not None else first.latency_histogram,
+        **latencies,
+    )
+
+
+class PerfHandle:
+    """Measure servers and record results; the gate judges them when the test's call phase ends."""
+
+    def __init__(self, context: PerfContext) -> None:
+        self._context = context
+        self.recorded: list[Recorded] = []
+        self.relative: list[RelativeVerdict] = []
+        self.notes: list[str] = []
+
+    # -- building blocks -------------------------------------------------------------------------
+    def _sampler(self, server: Server) -> ResourceSampler:
+        gpu, reason = gpu_sampler_or_reason(self._context.gpu_indices)
+        if gpu is None and self._context.checks.ceilings and any(
+            c.metric.startswith("gpu_") for c in self._context.checks.ceilings
+        ):
+            self.notes.append(f"GPU metrics unavailable: {reason}")
+        return CompositeSampler(server.resource_sampler(), gpu)
+
+    def load_config(
+        self,
+        server: Server,
+        *,
+        protocol: str = "grpc",
+        model: str | None = None,
+        signature_name: str = "serving_default",
+        mode: str = "closed",
+        concurrency: int = 1,
+        rate: float | None = None,
+        arrival: str = "constant",
+        payloads: PayloadOptions | None = None,
+        timeout_s: float = 10.0,
+        sample_resources: bool = True,
+    ) -> LoadConfig:
+        """How to load ``server``: the first model of its spec unless ``model`` names another."""
+        model_name = model or server.spec.models[0].name
+        target = server.endpoints.grpc_target if protocol == "grpc" else server.endpoints.rest_url
+        return LoadConfig(
+            target=target,
+            model_name=model_name,
+            protocol=protocol,
+            signature_name=signature_name,
+            mode=mode,
+            concurrency=concurrency,
+            rate=rate,
+            arrival=arrival,
+            payloads=payloads or PayloadOptions(),
+            timeout_s=timeout_s,
+            sampler=self._sampler(server) if sample_resources else None,
+            server_latency=server_latency_source(server, model_name),
+        )
+
+    def _rule(self, min_windows: int | None, max_windows: int | None) -> StabilityRule:
+        settings = self._context.settings
+        low = min_windows or settings.perf_min_windows
+        high = max(max_windows or settings.perf_max_windows, low)
+        return StabilityRule(min_windows=low, max_windows=high)
+
+    # -- the user's API --------------------------------------------------------------------------
+    def measure(
+        self,
+        server: Server,
+        *,
+        name: str | None = None,
+        min_windows: int | None = None,
+        max_windows: int | None = None,
+        warmup_s: float | None = None,
+        window_s: float | None = None,
+        workers: int = 1,
+        **load: Any,
+    ) -> Measurement:
+        """Load ``server`` until stable, judge against the baseline (measuring more windows while the
+        verdict is inconclusive, up to ``max_windows``), record, and return the measurement.
+
+        ``load``: protocol ("grpc"/"rest"), mode ("closed"/"open"), concurrency, rate, arrival,
+        model, signature_name, payloads (PayloadOptions), timeout_s.
+        """
+        settings = self._context.settings
+        rule = self._rule(min_windows, max_windows)
+        config = self.load_config(server, **load)
+        server.check_alive()
+        warm = settings.perf_warmup if warmup_s is None else warmup_s
+        window = settings.perf_window if window_s is None else window_s
+        try:
+            measurement = measure_config(config, warmup_s=warm, window_s=window, rule=rule, workers=workers)
+            server.check_alive()
+            baseline, notes = self._context.find_baseline(name)
+            fingerprint = self._context.fingerprint(server)
+            verdicts = self._judge(baseline, measurement, fingerprint)
+            while any(needs_more_windows(v) for v in verdicts) and len(measurement.windows) < rule.max_windows:
+                extra_windows = min(rule.max_windows - len(measurement.windows), max(3, rule.min_windows // 2))
+                more = measure_config(
+                    config, warmup_s=min(warm, 0.5), window_s=window,
+                    rule=StabilityRule(min_windows=extra_windows, max_windows=extra_windows), workers=workers,
+                )
+                server.check_alive()
+                measurement = merge_measurements(measurement, more)
+                verdicts = self._judge(baseline, measurement, fingerprint)
+        finally:
+            if config.sampler is not None:
+                config.sampler.close()
+        self.recorded.append(Recorded(name, measurement, fingerprint, baseline, verdicts, notes))
+        return measurement
+
+    def compare(
+        self,
+        a: Server,
+        b: Server,
+        *,
+        metric: str = "p50_ms",
+        max_ratio: float | None = None,
+        min_ratio: float | None = None,
+        labels: tuple[str, str] = ("a", "b"),
+        rounds: int = 6,
+        warmup_s: float | None = None,
+        window_s: float | None = None,
+        **load: Any,
+    ) -> tuple[Measurement, Measurement, RelativeVerdict]:
+        """Measure ``a`` and ``b`` in interleaved windows (A B B A ...) and assert a ratio of ``metric``,
+        e.g. ``compare(int8, fp32, metric="p50_ms", max_ratio=0.6)`` for "int8 p50 <= 0.6x fp32".
+        Immune to machine drift; the verdict is recorded and fails the test when the bound is broken.
+        """
+        settings = self._context.settings
+        a_config = self.load_config(a, **load)
+        b_config = self.load_config(b, **load)
+        a.check_alive()
+        b.check_alive()
+        try:
+            ma, mb = measure_interleaved(
+                a_config, b_config, rounds,
+                warmup_s=settings.perf_warmup if warmup_s is None else warmup_s,
+                window_s=settings.perf_window if window_s is None else window_s,
+            )
+        finally:
+            for config in (a_config, b_config):
+                if config.sampler is not None:
+                    config.sampler.close()
+        a.check_alive()
+        b.check_alive()
+        verdict = judge_relative(ma, mb, metric, max_ratio=max_ratio, min_ratio=min_ratio,
+                                 min_windows=min(rounds, 5), label_a=labels[0], label_b=labels[1])
+        self.relative.append(verdict)
+        return ma, mb, verdict
+
+    def record(self, measurement: Measurement, server: Server, *, name: str | None = None) -> None:
+        """Record a measurement made elsewhere (judged against its baseline like ``measure``'s)."""
+        baseline, notes = self._context.find_baseline(name)
+        fingerprint = self._context.fingerprint(server)
+        verdicts = self._judge(baseline, measurement, fingerprint)
+        self.recorded.append(Recorded(name, measurement, fingerprint, baseline, verdicts, notes))
+
+    def _judge(
+        self, baseline: Baseline | None, measurement: Measurement, fingerprint: Mapping[str, Any]
+    ) -> list[MetricVerdict]:
+        if baseline is None:
+            return []
+        checks = self._context.checks
+        return judge(baseline, measurement, fingerprint, gate=checks.gate, tolerance=checks.tolerance,
+                     tolerances=checks.tolerances)

@@ -1,0 +1,310 @@
+"""Long-lived state of one pytest session: backend, running servers, Redis, perf records, reports.
+
+Registered as a plugin object by ``plugin.py``; its ``pytest_*`` methods are hooks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_tfserving import cleanup
+from pytest_tfserving.backends.base import Backend, BackendError, RunningServer
+from pytest_tfserving.backends.selection import select_backend
+from pytest_tfserving.baselines import (
+    Baseline,
+    BaselineError,
+    Change,
+    baseline_path,
+    load_baseline,
+    read_baseline_from_git,
+    write_baseline,
+)
+from pytest_tfserving.ceilings import check_ceilings, parse_perf_marker
+from pytest_tfserving.fingerprint import collect_fingerprint, compare_fingerprints, hash_model_dir
+from pytest_tfserving.options import Settings
+from pytest_tfserving.perf import PerfContext, PerfHandle
+from pytest_tfserving.pool import ServerPool
+from pytest_tfserving.redis_service import (
+    RedisService,
+    connect_redis,
+    find_redis_server,
+    start_local_redis,
+    start_redis_container,
+)
+from pytest_tfserving.report.json_report import write_json_report
+from pytest_tfserving.report.markdown import append_step_summary, render_markdown
+from pytest_tfserving.report.records import TestRecord
+from pytest_tfserving.report.terminal import format_table
+
+SESSION_KEY = pytest.StashKey["TfservingSession"]()
+HANDLE_KEY = pytest.StashKey[PerfHandle]()
+
+
+def measurement_id(nodeid: str, name: str | None) -> str:
+    """The baseline identity of a measurement: the test's nodeid, plus ``@name`` for named ones."""
+    return nodeid if name is None else f"{nodeid}@{name}"
+
+
+class TfservingSession:
+    """One per pytest process; owns every server and Redis it starts."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self._choice: tuple[Backend, str] | None = None
+        self._pool: ServerPool | None = None
+        self._redis: RedisService | None = None
+        self._workdir = Path(tempfile.mkdtemp(prefix="pytest-tfserving-"))
+        self.records: list[TestRecord] = []
+        self.baseline_changes: list[Change] = []
+        self.warnings: list[str] = []
+        self._fingerprints: dict[int, dict[str, Any]] = {}
+        cleanup.install_handlers()
+
+    # -- services --------------------------------------------------------------------------------
+    def backend(self) -> tuple[Backend, str]:
+        if self._choice is None:
+            s = self.settings
+            image = f"{s.tfserving_image}:{s.tfserving_tag}" if s.tfserving_tag else s.tfserving_image
+            try:
+                self._choice = select_backend(
+                    s.tfserving_backend, image=image, binary=s.tfserving_binary, gpus=s.tfserving_gpus,
+                    external_grpc=s.tfserving_target, external_rest=s.tfserving_rest_url,
+                )
+            except BackendError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        return self._choice
+
+    def pool(self) -> ServerPool:
+        if self._pool is None:
+            backend, _ = self.backend()
+            self._pool = ServerPool(backend, self._workdir, self.settings.tfserving_startup_timeout)
+        return self._pool
+
+    def redis(self) -> RedisService:
+        """Redis as the settings ask: external URL, local redis-server, or a container."""
+        if self._redis is None:
+            s = self.settings
+            choice = s.redis_backend
+            if choice == "auto":
+                choice = "external" if s.redis_url else ("local" if find_redis_server() else "docker")
+            if choice == "external":
+                if not s.redis_url:
+                    raise BackendError("--redis-backend=external needs --redis-url=redis://HOST:PORT/0")
+                self._redis = connect_redis(s.redis_url)
+            elif choice == "local":
+                self._redis = start_local_redis(self._workdir)
+            else:
+                self._redis = start_redis_container(image=s.redis_image)
+        return self._redis
+
+    # -- baselines and fingerprints --------------------------------------------------------------
+    def _repo_root(self) -> Path:
+        rootdir = Path(self.config.rootpath)
+        done = subprocess.run(["git", "-C", str(rootdir), "rev-parse", "--show-toplevel"],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BaselineError(
+                f"--baseline-ref needs a git repository; {rootdir} is not inside one ({done.stderr.strip()})"
+            )
+        return Path(done.stdout.strip())
+
+    def find_baseline(self, mid: str) -> tuple[Baseline | None, list[str]]:
+        """The baseline to judge against, and notes (e.g. how the ref's copy differs from the tree's)."""
+        path = baseline_path(self.settings.baselines_dir, mid)
+        local = load_baseline(path, mid)
+        ref = self.settings.baseline_ref
+        if ref is None:
+            return local, []
+        root = self._repo_root()
+        relative = path.resolve().relative_to(root.resolve())
+        from_ref = read_baseline_from_git(ref, root, relative)
+        notes: list[str] = []
+        if from_ref is None and local is not None:
+            notes.append(f"{relative} is new in the working tree (absent at {ref}); judged without it")
+        elif from_ref is not None and local is None:
+            notes.append(f"{relative} exists at {ref} but not in the working tree")
+        elif from_ref is not None and local is not None and from_ref.measurement != local.measurement:
+            notes.append(f"{relative} differs from its copy at {ref}; judged against {ref}")
+        return from_ref, notes
+
+    def fingerprint(self, server: RunningServer) -> dict[str, Any]:
+        key = id(server)
+        if key not in self._fingerprints:
+            backend, _ = self.backend()
+            models = {f"{m.name}/{m.variant}": hash_model_dir(m.base_path)
+                      for m in server.spec.models if Path(m.base_path).exists()}
+            self._fingerprints[key] = collect_fingerprint(
+                backend=backend.name, server=server.description, models=models,
+                server_flags=_spec_flags(server),
+            )
+        return self._fingerprints[key]
+
+    def new_handle(self, item: pytest.Item) -> PerfHandle:
+        marker = item.get_closest_marker("perf")
+        checks = parse_perf_marker(marker.kwargs if marker else {},
+                                   default_tolerance=self.settings.perf_tolerance)
+        context = PerfContext(
+            settings=self.settings,
+            checks=checks,
+            find_baseline=lambda name: self.find_baseline(measurement_id(item.nodeid, name)),
+            fingerprint=self.fingerprint,
+            gpu_indices=_gpu_indices(self.settings.tfserving_gpus),
+        )
+        handle = PerfHandle(context)
+        item.stash[HANDLE_KEY] = handle
+        return handle
+
+    # -- the gate --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def exclusive_perf_lock(self) -> Iterator[None]:
+        """One perf test at a time on this machine (pytest-xdist workers included): an flock."""
+        lock_dir = self.settings.tfserving_model_cache
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with open(lock_dir / "perf.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def record_error(self, item: pytest.Item, exc: BaseException) -> None:
+        self.records.append(TestRecord(item.nodeid, error=f"{type(exc).__name__}: {exc}"))
+
+    def judge_test(self, item: pytest.Item) -> None:
+        """Record the test's results; fail it on broken ceilings, regressions or failed comparisons."""
+        handle = item.stash.get(HANDLE_KEY, None)
+        if handle is None or (not handle.recorded and not handle.relative):
+            if item.get_closest_marker("perf") is not None and handle is None:
+                self.records.append(TestRecord(item.nodeid, error="perf test used no `perf` fixture"))
+            return
+        problems: list[str] = list(handle.notes)
+        failed = False
+        mismatch_fails = self.settings.perf_hardware_mismatch == "fail"
+        for rec in handle.recorded:
+            mid = measurement_id(item.nodeid, rec.name)
+            ceilings = check_ceilings(handle._context.checks, rec.measurement)
+            verdicts = tuple(rec.verdicts)
+            self.records.append(TestRecord(mid, rec.measurement, rec.baseline, verdicts, tuple(ceilings),
+                                           fingerprint=rec.fingerprint))
+            problems += [f"{mid}: {n}" for n in rec.notes]
+            for failure in ceilings:
+                failed = True
+                problems.append(f"{mid}: ceiling broken: {failure.message()}")
+            for verdict in verdicts:
+                if verdict.verdict == "regression" and not self.settings.update_baselines:
+                    failed = True
+                    problems.append(f"{mid}: {verdict.message()}")
+                elif verdict.verdict == "incomparable":
+                    diffs = compare_fingerprints(rec.baseline.fingerprint if rec.baseline else {},
+                                                 rec.fingerprint)
+                    text = f"{mid}: baseline from other hardware, not compared: " + "; ".join(diffs[:4])
+                    problems.append(text)
+                    failed = failed or (mismatch_fails and not self.settings.update_baselines)
+                elif verdict.verdict == "inconclusive":
+                    problems.append(f"{mid}: {verdict.message()}")
+            if self.settings.update_baselines and not ceilings:
+                path = baseline_path(self.settings.baselines_dir, mid)
+                self.baseline_changes.append(write_baseline(path, mid, rec.measurement, rec.fingerprint))
+        if handle.relative:
+            self.records.append(TestRecord(item.nodeid, verdicts=tuple(handle.relative)))
+            for relative in handle.relative:
+                if relative.failed:
+                    failed = True
+                    problems.append(f"{item.nodeid}: {relative.message()}")
+        if failed:
+            pytest.fail("performance gate:\n" + "\n".join(problems), pytrace=False)
+        for text in problems:
+            self.warnings.append(text)
+
+    # -- hooks -----------------------------------------------------------------------------------
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        s = self.settings
+        lines = [f"tfserving: baselines {s.baselines_dir}"
+                 + (" (updating)" if s.update_baselines else "")
+                 + (f", judged against git ref {s.baseline_ref}" if s.baseline_ref else "")]
+        _, reason = self.backend()
+        lines.insert(0, f"tfserving: backend {reason}")
+        return lines
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not (self.records or self.baseline_changes or self.warnings):
+            return
+        tr = terminalreporter
+        tr.section("tfserving performance")
+        if self.records:
+            for line in format_table(self.records, width=tr._tw.fullwidth):
+                tr.write_line(line)
+        for text in self.warnings:
+            tr.write_line(f"note: {text}", yellow=True)
+        for change in self.baseline_changes:
+            for line in change.lines():
+                tr.write_line(line)
+        written = [p for p in (self.settings.perf_report_md, self.settings.perf_report_json) if p]
+        for path in written:
+            tr.write_line(f"report written: {path}")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        try:
+            self._write_reports()
+        finally:
+            self.stop_services()
+
+    def stop_services(self) -> None:
+        errors: list[BaseException] = []
+        if self._pool is not None:
+            errors += self._pool.stop_all()
+        if self._redis is not None:
+            try:
+                self._redis.stop()
+            except Exception as exc:  # noqa: BLE001 - still remove the workdir, then report
+                errors.append(exc)
+            self._redis = None
+        shutil.rmtree(self._workdir, ignore_errors=True)
+        if errors:
+            raise BackendError("stopping servers failed: " + "; ".join(map(str, errors)))
+
+    def _write_reports(self) -> None:
+        s = self.settings
+        if not self.records:
+            return
+        if s.perf_report_md:
+            s.perf_report_md.parent.mkdir(parents=True, exist_ok=True)
+            s.perf_report_md.write_text(render_markdown(self.records))
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            append_step_summary(self.records, summary)
+        if s.perf_report_json:
+            write_json_report(self.records, s.perf_report_json)
+        if s.perf_report_plots:
+            from pytest_tfserving.report.plots import plot_records
+
+            plot_records(self.records, s.perf_report_plots)
+
+
+def _spec_flags(server: RunningServer) -> list[str]:
+    spec = server.spec
+    keys = ("intra_op", "inter_op", "session_parallelism", "rest_api_num_threads", "grpc_max_threads",
+            "enable_batching", "batching", "prefer_tflite_model", "num_tflite_pools",
+            "num_tflite_interpreters_per_pool", "enable_model_warmup", "extra_flags")
+    return [f"{k}={getattr(spec, k)!r}" for k in keys if getattr(spec, k) not in (None, False, ())]
+
+
+def _gpu_indices(gpus: str | None) -> tuple[int, ...] | None:
+    if not gpus or gpus == "all":
+        return None
+    text = gpus.removeprefix("device=")
+    if "," in text or gpus.startswith("device="):
+        return tuple(int(part) for part in text.split(","))
+    return tuple(range(int(text)))
