@@ -1,0 +1,48 @@
+"""Compile the test-only copies of TF Serving's .proto files once, with grpc_tools.protoc."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+PROTO_ROOT = Path(__file__).resolve().parents[2] / "data" / "protos"
+BATCHING_PROTO = "tensorflow_serving/servables/tensorflow/session_bundle_config.proto"
+MONITORING_PROTO = "tensorflow_serving/config/monitoring_config.proto"
+
+
+def _load(path: Path, module_name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def real_protos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModuleType]:
+    """The upstream schemas compiled by protoc (not our runtime descriptors): the grammar to check."""
+    import grpc_tools
+    from grpc_tools import protoc
+
+    out = tmp_path_factory.mktemp("compiled_protos")
+    well_known = Path(grpc_tools.__file__).parent / "_proto"
+    rc = protoc.main(
+        [
+            "protoc",
+            f"-I{PROTO_ROOT}",
+            f"-I{well_known}",
+            f"--python_out={out}",
+            BATCHING_PROTO,
+            MONITORING_PROTO,
+        ]
+    )
+    assert rc == 0, "protoc failed on tests/data/protos"
+    return {
+        "batching": _load(out / BATCHING_PROTO.replace(".proto", "_pb2.py"), "_tfs_test_batching_pb2"),
+        "monitoring": _load(out / MONITORING_PROTO.replace(".proto", "_pb2.py"), "_tfs_test_monitoring_pb2"),
+    }
