@@ -124,8 +124,8 @@ OPTIONS: tuple[Option, ...] = (
            "Redis: auto (external if --redis-url, else local redis-server, else docker), local, docker, "
            "external (default: auto)"),
     Option("--redis-url", "redis_url", None, _text, "URL of an already running Redis (external)"),
-    Option("--redis-image", "redis_image", "redis:7.4", _text,
-           "image for the Redis container (default: redis:7.4)"),
+    Option("--redis-image", "redis_image", "redis:7.4.2", _text,
+           "image for the Redis container (default: redis:7.4.2)"),
     Option("--perf-warmup", "perf_warmup", 2.0, _positive_float,
            "seconds of load before measuring (default: 2)"),
     Option("--perf-window", "perf_window", 1.0, _positive_float,
@@ -224,11 +224,11 @@ def resolve_settings(config: pytest.Config) -> Settings:
             f"({values['perf_max_windows']}); raise the maximum or lower the minimum"
         )
     if values["tfserving_backend"] == "external" and not (
-        values["tfserving_target"] or values["tfserving_rest_url"]
+        values["tfserving_target"] and values["tfserving_rest_url"]
     ):
         raise pytest.UsageError(
-            "--tfserving-backend=external needs --tfserving-target HOST:PORT and/or "
-            "--tfserving-rest-url URL of the running server"
+            "--tfserving-backend=external needs both --tfserving-target HOST:PORT (gRPC) and "
+            "--tfserving-rest-url http://HOST:PORT (REST, used for the readiness check) of the running server"
         )
     rootdir = Path(config.rootpath)
     for name in _PATH_SETTINGS:

@@ -1,0 +1,138 @@
+"""The regression gate as users meet it: first run, --update-baselines, rerun, a real regression,
+ceilings, broken baselines, --baseline-ref and the reports. Real embedded server, real tiny models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.plugin.conftest import FAST_ARGS, use_slower_model
+
+PERF_TEST = """
+import pytest
+
+@pytest.mark.perf(max_error_rate=0)
+def test_latency(tfserving_server, perf):
+    perf.measure(tfserving_server, concurrency=1)
+"""
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest(*FAST_ARGS, *args)
+
+
+def test_first_run_without_baseline_passes_and_writes_nothing(perf_project: pytest.Pytester) -> None:
+    perf_project.makepyfile(test_perf=PERF_TEST)
+    result = run(perf_project)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*tfserving: backend embedded*", "*tfserving performance*",
+                                 "*test_latency*new (no baseline)*"])
+    assert not (perf_project.path / "baselines").exists() or not any((perf_project.path / "baselines").iterdir())
+
+
+def test_update_then_rerun_passes_and_slower_model_fails(perf_project: pytest.Pytester) -> None:
+    perf_project.makepyfile(test_perf=PERF_TEST)
+    result = run(perf_project, "--update-baselines")
+    result.assert_outcomes(passed=1)
+    baseline = perf_project.path / "baselines" / "test_perf__test_latency.json"
+    assert baseline.exists()
+    result.stdout.fnmatch_lines(["*new baseline*test_perf__test_latency.json*", "*p50_ms: - -> *"])
+    text = baseline.read_text()
+    data = json.loads(text)
+    assert text.endswith("\n") and data["schema_version"] == 1
+    assert len(data["measurement"]["windows"]) >= 6
+    assert data["fingerprint"]["backend"] == "embedded"
+
+    result = run(perf_project)
+    result.assert_outcomes(passed=1)
+    assert baseline.read_text() == text, "a run without --update-baselines must not write baselines"
+
+    use_slower_model(perf_project, 16)
+    result = run(perf_project)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*performance gate:*",
+        "*p50_ms: regression*baseline * -> current *change +*CI*measured on*",
+    ])
+    assert baseline.read_text() == text
+
+
+def test_ceiling_fails_without_baseline(perf_project: pytest.Pytester) -> None:
+    perf_project.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.perf(p50_ms=0.001)
+        def test_too_strict(tfserving_server, perf):
+            perf.measure(tfserving_server)
+        """
+    )
+    result = run(perf_project)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*ceiling broken: p50_ms * > p50_ms=0.001*"])
+
+
+def test_malformed_baseline_is_an_error_and_kept(perf_project: pytest.Pytester) -> None:
+    perf_project.makepyfile(test_perf=PERF_TEST)
+    broken = perf_project.path / "baselines" / "test_perf__test_latency.json"
+    broken.parent.mkdir()
+    broken.write_text("{not json")
+    result = run(perf_project, "--update-baselines")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*test_perf__test_latency.json*"])
+    assert broken.read_text() == "{not json"
+
+
+def test_baseline_ref_reads_the_committed_baseline(perf_project: pytest.Pytester) -> None:
+    perf_project.makepyfile(test_perf=PERF_TEST)
+    run(perf_project, "--update-baselines").assert_outcomes(passed=1)
+    git = ["git", "-C", str(perf_project.path)]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"], check=True)
+    # The PR loosens its own baseline by hand; the gate must judge against main's copy instead.
+    baseline = perf_project.path / "baselines" / "test_perf__test_latency.json"
+    data = json.loads(baseline.read_text())
+    for window in data["measurement"]["windows"]:
+        window["p50_ms"] *= 100
+    baseline.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    use_slower_model(perf_project, 16)
+    loosened = run(perf_project)
+    loosened.assert_outcomes(passed=1)
+    result = run(perf_project, "--baseline-ref=main")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*differs from its copy at main*", "*p50_ms: regression*"])
+
+
+def test_unknown_ref_is_a_clear_error(perf_project: pytest.Pytester) -> None:
+    perf_project.makepyfile(test_perf=PERF_TEST)
+    subprocess.run(["git", "-C", str(perf_project.path), "init", "-q"], check=True)
+    baseline_dir = perf_project.path / "baselines"
+    baseline_dir.mkdir()
+    result = run(perf_project, "--baseline-ref=no-such-ref")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no-such-ref*"])
+
+
+def test_markdown_and_json_reports(
+    perf_project: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    perf_project.makepyfile(test_perf=PERF_TEST)
+    md, js = tmp_path / "perf.md", tmp_path / "perf.json"
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = run(perf_project, f"--perf-report-md={md}", f"--perf-report-json={js}")
+    result.assert_outcomes(passed=1)
+    markdown = md.read_text()
+    assert "| test | metric | baseline | current | change | verdict |" in markdown.replace("  ", " ")
+    assert "test_perf.py::test_latency" in markdown
+    step = summary.read_text()
+    assert step.startswith("earlier step\n") and "test_latency" in step
+    report = json.loads(js.read_text())
+    [record] = [r for r in report["tests"] if r["nodeid"].endswith("test_latency")]
+    assert record["measurement"]["p50_ms"] > 0
+    assert record["measurement"]["count"] > 0
