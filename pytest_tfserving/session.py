@@ -69,6 +69,7 @@ class TfservingSession:
         self.baseline_changes: list[Change] = []
         self.warnings: list[str] = []
         self._fingerprints: dict[int, dict[str, Any]] = {}
+        self._sections: list[tuple[str, str]] | None = None
         cleanup.install_handlers()
 
     # -- services --------------------------------------------------------------------------------
@@ -250,6 +251,10 @@ class TfservingSession:
         for change in self.baseline_changes:
             for line in change.lines():
                 tr.write_line(line)
+        for title, text in self._extra_sections():
+            tr.write_sep("-", title)
+            for line in text.splitlines():
+                tr.write_line(line)
         written = [p for p in (self.settings.perf_report_md, self.settings.perf_report_json) if p]
         for path in written:
             tr.write_line(f"report written: {path}")
@@ -275,16 +280,26 @@ class TfservingSession:
         if errors:
             raise BackendError("stopping servers failed: " + "; ".join(map(str, errors)))
 
+    def _extra_sections(self) -> list[tuple[str, str]]:
+        if self._sections is None:
+            hook = self.config.hook.pytest_tfserving_report_sections
+            self._sections = [sec for result in hook(records=list(self.records)) if result for sec in result]
+        return self._sections
+
     def _write_reports(self) -> None:
         s = self.settings
         if not self.records:
             return
+        extra = "".join(f"\n## {title}\n\n{text.rstrip()}\n" for title, text in self._extra_sections())
         if s.perf_report_md:
             s.perf_report_md.parent.mkdir(parents=True, exist_ok=True)
-            s.perf_report_md.write_text(render_markdown(self.records))
+            s.perf_report_md.write_text(render_markdown(self.records) + extra)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             append_step_summary(self.records, summary)
+            if extra:
+                with open(summary, "a", encoding="utf-8") as fh:
+                    fh.write(extra)
         if s.perf_report_json:
             write_json_report(self.records, s.perf_report_json)
         if s.perf_report_plots:
