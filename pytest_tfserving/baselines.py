@@ -1,0 +1,286 @@
+"""Baselines: one diff-friendly JSON file per test, written atomically, readable from any git ref.
+
+A baseline lives in the repository next to the tests so a PR shows its performance change as a
+diff; ``read_baseline_from_git`` lets CI compare against the target branch's copy. A broken or
+newer-schema file is never overwritten: the error says which file and how to fix it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pytest_tfserving.results import Measurement
+
+SCHEMA_VERSION = 1
+HEADLINE_METRICS: tuple[str, ...] = (
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "rps",
+    "error_rate",
+    "cpu_percent",
+    "rss_mb",
+    "gpu_memory_mb",
+)
+MAX_HISTOGRAM_CHARS = 20_000  # keep baseline diffs reviewable
+_MAX_STEM = 150
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class BaselineError(ValueError):
+    """A baseline that cannot be used; the message names the file (or git ref) and the fix."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    nodeid: str
+    measurement: Measurement
+    fingerprint: dict[str, Any]
+    created: str  # ISO 8601, UTC
+    schema_version: int = SCHEMA_VERSION
+    source: str = ""  # file path or "REF:path" it was read from
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "nodeid": self.nodeid,
+            "created": self.created,
+            "fingerprint": self.fingerprint,
+            "measurement": _trimmed(self.measurement.to_dict()),
+        }
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    metric: str
+    old: float | None
+    new: float | None
+
+    def line(self) -> str:
+        old = "-" if self.old is None else f"{self.old:.4g}"
+        new = "-" if self.new is None else f"{self.new:.4g}"
+        if self.old and self.new is not None:
+            return f"{self.metric}: {old} -> {new} ({(self.new - self.old) / self.old:+.1%})"
+        return f"{self.metric}: {old} -> {new}"
+
+
+@dataclass(frozen=True)
+class Change:
+    """What ``write_baseline`` did, for printing: old -> new per headline metric."""
+
+    path: Path
+    nodeid: str
+    created: bool  # no previous baseline
+    metrics: tuple[MetricChange, ...] = field(default=())
+
+    def lines(self) -> list[str]:
+        head = f"{'new' if self.created else 'updated'} baseline {self.path} ({self.nodeid})"
+        return [head, *("  " + m.line() for m in self.metrics)]
+
+
+def baseline_filename(nodeid: str) -> str:
+    """``dir/test_x.py::test_y[grpc]`` -> ``dir__test_x__test_y-grpc.json``; stable across runs.
+
+    When the readable form loses information (odd characters, very long ids) a short hash of the
+    nodeid is appended so two tests never share a file.
+    """
+    path, sep, rest = nodeid.partition("::")
+    stem = path[:-3] if path.endswith(".py") else path
+    stem = stem.replace("/", "__").replace("\\", "__")
+    if sep:
+        stem += "__" + rest.replace("::", "__")
+    stem = stem.replace("[", "-").replace("]", "")
+    safe = _SAFE.sub("_", stem).strip(".") or "test"
+    brackets_ok = "[" not in nodeid or (nodeid.count("[") == nodeid.count("]") == 1 and nodeid.endswith("]"))
+    lossy = safe != stem or not brackets_ok
+    if lossy or len(safe) > _MAX_STEM:
+        digest = hashlib.sha1(nodeid.encode()).hexdigest()[:8]
+        safe = f"{safe[:_MAX_STEM]}-{digest}"
+    return safe + ".json"
+
+
+def baseline_path(directory: Path | str, nodeid: str) -> Path:
+    return Path(directory) / baseline_filename(nodeid)
+
+
+def json_safe(value: Any) -> Any:
+    """JSON has no NaN/Infinity: store them as null rather than writing invalid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _trimmed(data: dict[str, Any]) -> dict[str, Any]:
+    hist = data.get("latency_histogram")
+    if hist is not None and len(json.dumps(hist, default=str)) > MAX_HISTOGRAM_CHARS:
+        data = {
+            **data,
+            "latency_histogram": None,
+            "extra": {**data.get("extra", {}), "latency_histogram_trimmed": 1.0},
+        }
+    return data
+
+
+def _dump(value: Any, indent: str = "") -> str:
+    """Like ``json.dumps(indent=2, sort_keys=True)`` but a list of scalars stays on one line."""
+    inner = indent + "  "
+    if isinstance(value, dict) and value:
+        items = (f"{inner}{json.dumps(str(k))}: {_dump(v, inner)}" for k, v in sorted(value.items()))
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(value, list) and value:
+        if all(not isinstance(v, (dict, list)) for v in value):
+            return "[" + ", ".join(json.dumps(v, allow_nan=False) for v in value) + "]"
+        return "[\n" + ",\n".join(inner + _dump(v, inner) for v in value) + "\n" + indent + "]"
+    return json.dumps(value, allow_nan=False)
+
+
+def dumps_baseline(baseline: Baseline) -> str:
+    """Sorted, indented JSON (one value per line for readable diffs); scalar lists stay on one line."""
+    return _dump(json_safe(baseline.to_dict())) + "\n"
+
+
+def parse_baseline(text: str, source: str) -> Baseline:
+    """Parse baseline JSON; ``source`` names the file or ``REF:path`` in error messages."""
+    fix = f"fix or delete {source} and rerun with --update-baselines to record it again"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BaselineError(f"baseline {source} is not valid JSON ({exc}); {fix}") from None
+    if not isinstance(data, dict):
+        raise BaselineError(f"baseline {source} is not a JSON object; {fix}")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        hint = (
+            "it was written by a newer pytest-tfserving; upgrade the plugin"
+            if isinstance(version, int) and version > SCHEMA_VERSION
+            else fix
+        )
+        raise BaselineError(
+            f"baseline {source} has schema_version {version!r}, this plugin reads {SCHEMA_VERSION}; {hint}"
+        )
+    try:
+        measurement = Measurement.from_dict(data["measurement"])
+        return Baseline(
+            nodeid=str(data["nodeid"]),
+            measurement=measurement,
+            fingerprint=dict(data.get("fingerprint") or {}),
+            created=str(data.get("created", "")),
+            schema_version=version,
+            source=source,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BaselineError(f"baseline {source} is missing or has bad fields ({exc!r}); {fix}") from None
+
+
+def load_baseline(path: Path | str, nodeid: str | None = None) -> Baseline | None:
+    """The baseline at ``path``, or None when there is none yet.
+
+    With ``nodeid``, a file recorded for another test (a file name collision or a renamed test
+    whose file was copied) is an error rather than a silent wrong comparison.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise BaselineError(f"cannot read baseline {path}: {exc}") from None
+    baseline = parse_baseline(text, str(path))
+    if nodeid is not None and baseline.nodeid != nodeid:
+        raise BaselineError(
+            f"baseline {path} was recorded for {baseline.nodeid!r}, not {nodeid!r}; "
+            f"delete it and rerun with --update-baselines"
+        )
+    return baseline
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_baseline(
+    path: Path | str,
+    nodeid: str,
+    measurement: Measurement,
+    fingerprint: Mapping[str, Any],
+    *,
+    created: str | None = None,
+) -> Change:
+    """Record ``measurement`` as the baseline at ``path`` (atomic: readers see old or new, never half).
+
+    Raises ``BaselineError`` without touching the file when the existing one is unreadable.
+    """
+    path = Path(path)
+    old = load_baseline(path)
+    stamp = created or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    baseline = Baseline(nodeid, measurement, dict(fingerprint), stamp, source=str(path))
+    _atomic_write(path, dumps_baseline(baseline))
+    pairs = (
+        (name, None if old is None else old.measurement.metric(name), measurement.metric(name))
+        for name in HEADLINE_METRICS
+    )
+    metrics = tuple(MetricChange(name, a, b) for name, a, b in pairs if a is not None or b is not None)
+    return Change(path, nodeid, old is None, metrics)
+
+
+def _git(repo_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(repo_root), *args], capture_output=True, text=True, timeout=60, check=False
+        )
+    except FileNotFoundError:
+        raise BaselineError("git is not installed; install git or compare against a baseline file") from None
+
+
+def read_baseline_from_git(ref: str, repo_root: Path | str, relative_path: Path | str) -> Baseline | None:
+    """The baseline as committed at ``ref`` (e.g. ``origin/main``); None when the file is absent there."""
+    root = Path(repo_root)
+    rel = Path(relative_path)
+    if rel.is_absolute():
+        try:
+            rel = rel.relative_to(root.resolve())
+        except ValueError:
+            raise BaselineError(f"{relative_path} is not inside the repository {root}") from None
+    spec = f"{ref}:./{PurePosixPath(*rel.parts)}"
+    resolved = _git(root, "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}")
+    if resolved.returncode != 0:
+        message = resolved.stderr.strip() or resolved.stdout.strip()
+        raise BaselineError(
+            f"cannot read baselines from git ref {ref!r} in {root}: "
+            f"{message or 'unknown ref'}; fetch it first (e.g. git fetch origin) "
+            f"or pass an existing ref"
+        )
+    if _git(root, "cat-file", "-e", spec).returncode != 0:
+        return None
+    shown = _git(root, "show", spec)
+    if shown.returncode != 0:
+        raise BaselineError(f"git show {spec} failed in {root}: {shown.stderr.strip()}")
+    return parse_baseline(shown.stdout, f"{ref}:{PurePosixPath(*rel.parts)}")

@@ -1,0 +1,323 @@
+"""Verdicts from window values: is the current run worse than the baseline beyond noise and tolerance?
+
+A regression needs two things at once: the median of the window values moved the wrong way by
+more than the tolerance (the change matters), and the windows show it is not noise (a one-sided
+Mann-Whitney U test below ``alpha`` and a seeded bootstrap confidence interval of the ratio of
+medians that excludes "no change"). A large change without that evidence is ``inconclusive``: the
+caller may measure more windows. Pure functions; the rule is explained in docs/GATE.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from pytest_tfserving.ceilings import DEFAULT_GATE, DEFAULT_TOLERANCE
+from pytest_tfserving.fingerprint import hardware_key
+from pytest_tfserving.results import HIGHER_IS_BETTER, LOWER_IS_BETTER, Measurement
+
+if TYPE_CHECKING:
+    from pytest_tfserving.baselines import Baseline
+
+Verdict = Literal["pass", "regression", "improvement", "inconclusive", "incomparable"]
+RelativeOutcome = Literal["pass", "fail", "inconclusive"]
+
+DEFAULT_ALPHA = 0.01
+DEFAULT_MIN_WINDOWS = 5
+DEFAULT_BOOTSTRAP = 2000
+DEFAULT_SEED = 0
+
+
+def _lower_is_better(metric: str) -> bool:
+    if metric in LOWER_IS_BETTER:
+        return True
+    if metric in HIGHER_IS_BETTER:
+        return False
+    known = ", ".join(sorted(LOWER_IS_BETTER | HIGHER_IS_BETTER))
+    raise ValueError(f"unknown metric {metric!r}: the judge knows {known}")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _pct(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{'+' if value > 0 else ''}{value * 100:.1f}%" if math.isfinite(value) else ("+inf" if value > 0
+                                                                                        else "-inf")
+
+
+@dataclass(frozen=True)
+class MetricVerdict:
+    """One metric's verdict. ``baseline``/``current`` are medians of window values; ``change`` and the
+    CI are relative (``+0.12`` = 12% higher than the baseline)."""
+
+    metric: str
+    verdict: Verdict
+    baseline: float | None
+    current: float | None
+    change: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None  # one-sided, in the direction of the observed change
+    tolerance: float
+    confidence: float  # of the central CI, 1 - 2 * alpha
+    n_baseline: int
+    n_current: int
+    hardware_baseline: str
+    hardware_current: str
+    reason: str
+    more_windows_help: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict == "regression"
+
+    def message(self) -> str:
+        head = f"{self.metric}: {self.verdict}"
+        values = (f"baseline {_fmt(self.baseline)} (median of {self.n_baseline} windows) -> current "
+                  f"{_fmt(self.current)} (median of {self.n_current} windows)")
+        stats = f"change {_pct(self.change)} (tolerance {self.tolerance:.0%})"
+        if self.ci_low is not None and self.ci_high is not None:
+            stats += f", {self.confidence:.0%} CI {_pct(self.ci_low)}..{_pct(self.ci_high)}"
+        if self.p_value is not None:
+            stats += f", p={self.p_value:.2g}"
+        if self.hardware_baseline == self.hardware_current:
+            hardware = f"both measured on {self.hardware_current}"
+        else:
+            hardware = f"baseline measured on {self.hardware_baseline}, current on {self.hardware_current}"
+        return f"{head} - {self.reason}; {values}; {stats}; {hardware}"
+
+
+@dataclass(frozen=True)
+class RelativeVerdict:
+    """An in-run comparison of ``a`` against ``b`` (e.g. int8 vs fp32) on paired, interleaved windows."""
+
+    metric: str
+    verdict: RelativeOutcome
+    ratio: float | None  # geometric mean of paired window ratios a/b
+    ci_low: float | None
+    ci_high: float | None
+    max_ratio: float | None
+    min_ratio: float | None
+    n_pairs: int
+    confidence: float  # each bound is one-sided at this level
+    label_a: str
+    label_b: str
+    reason: str
+    more_windows_help: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict == "fail"
+
+    def message(self) -> str:
+        bound = " and ".join(
+            part for part in (
+                None if self.max_ratio is None else f"<= {self.max_ratio:g}x",
+                None if self.min_ratio is None else f">= {self.min_ratio:g}x",
+            ) if part
+        )
+        ratio = "-" if self.ratio is None else f"{self.ratio:.3f}x"
+        ci = ("" if self.ci_low is None or self.ci_high is None
+              else f", {self.confidence:.0%} one-sided bounds {self.ci_low:.3f}x..{self.ci_high:.3f}x")
+        return (f"{self.metric} {self.label_a}/{self.label_b}: {self.verdict} - {self.reason}; "
+                f"required {bound}; measured {ratio} over {self.n_pairs} window pairs{ci}")
+
+
+def needs_more_windows(verdict: MetricVerdict | RelativeVerdict) -> bool:
+    """True when measuring more windows could settle an inconclusive verdict (not when data is missing)."""
+    return verdict.verdict == "inconclusive" and verdict.more_windows_help
+
+
+def _finite(values: Sequence[float]) -> np.ndarray:
+    arr = np.asarray([float(v) for v in values], dtype=float)
+    return arr[np.isfinite(arr)]
+
+
+def _relative_change(base: float, cur: float) -> float:
+    if base == 0:
+        return 0.0 if cur == 0 else math.copysign(math.inf, cur)
+    return (cur - base) / abs(base)
+
+
+def _bootstrap_ratio_ci(
+    base: np.ndarray, cur: np.ndarray, alpha: float, n_bootstrap: int, seed: int
+) -> tuple[float | None, float | None]:
+    """Percentile bootstrap of median(cur)/median(base) - 1, resampling each side independently."""
+    rng = np.random.default_rng(seed)
+    b = np.median(base[rng.integers(0, base.size, (n_bootstrap, base.size))], axis=1)
+    c = np.median(cur[rng.integers(0, cur.size, (n_bootstrap, cur.size))], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = c / b
+    ratios = ratios[~np.isnan(ratios)]
+    if ratios.size == 0:
+        return None, None
+    low, high = np.quantile(ratios, [alpha, 1 - alpha])
+    return float(low) - 1.0, float(high) - 1.0
+
+
+def _mann_whitney_p(base: np.ndarray, cur: np.ndarray, alternative: str) -> float:
+    from scipy.stats import mannwhitneyu
+
+    if np.all(base == base[0]) and np.all(cur == base[0]):
+        return 1.0  # identical constants: no evidence of any difference
+    return float(mannwhitneyu(cur, base, alternative=alternative).pvalue)
+
+
+def judge_metric(
+    metric: str,
+    baseline_values: Sequence[float],
+    current_values: Sequence[float],
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    alpha: float = DEFAULT_ALPHA,
+    min_windows: int = DEFAULT_MIN_WINDOWS,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = DEFAULT_SEED,
+    hardware_baseline: str = "unknown hardware",
+    hardware_current: str = "unknown hardware",
+) -> MetricVerdict:
+    """Judge one metric from per-window values of the baseline and the current run."""
+    _lower_is_better(metric)
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha={alpha!r} must be in (0, 0.5), e.g. 0.01")
+    if tolerance < 0:
+        raise ValueError(f"tolerance={tolerance!r} must be >= 0, e.g. 0.10 for 10%")
+    base, cur = _finite(baseline_values), _finite(current_values)
+    empty = MetricVerdict(
+        metric=metric, verdict="inconclusive", baseline=None, current=None, change=None, ci_low=None,
+        ci_high=None, p_value=None, tolerance=tolerance, confidence=1 - 2 * alpha,
+        n_baseline=int(base.size), n_current=int(cur.size), hardware_baseline=hardware_baseline,
+        hardware_current=hardware_current, reason="",
+    )
+    if hardware_baseline != hardware_current:
+        return replace(empty, verdict="incomparable",
+                       reason="hardware differs; record a baseline on this hardware")
+    if base.size == 0 or cur.size == 0:
+        side = "baseline" if base.size == 0 else "current run"
+        return replace(empty, reason=f"{metric} was not measured in the {side}")
+    med_b, med_c = float(np.median(base)), float(np.median(cur))
+    change = _relative_change(med_b, med_c)
+    measured = replace(empty, baseline=med_b, current=med_c, change=change)
+    if base.size < min_windows or cur.size < min_windows:
+        short = "baseline" if base.size < min_windows else "current run"
+        fix = "record the baseline again with more windows" if short == "baseline" else "measure more windows"
+        return replace(measured, reason=f"the {short} has fewer than {min_windows} windows; {fix}",
+                       more_windows_help=short == "current run")
+    ci_low, ci_high = _bootstrap_ratio_ci(base, cur, alpha, n_bootstrap, seed)
+    went_up = change > 0
+    p_value = _mann_whitney_p(base, cur, "greater" if went_up else "less")
+    judged = replace(measured, ci_low=ci_low, ci_high=ci_high, p_value=p_value)
+    if abs(change) <= tolerance:
+        return replace(judged, verdict="pass", reason="within tolerance")
+    # Evidence: the rank test and the CI both say the change is real, on the side it was observed.
+    ci_excludes_zero = (ci_low or 0.0) > 0 if went_up else (ci_high or 0.0) < 0
+    evidence = p_value < alpha and ci_excludes_zero
+    worse = went_up == _lower_is_better(metric)
+    if worse and evidence:
+        return replace(judged, verdict="regression", reason="worse beyond tolerance")
+    if worse:
+        return replace(judged, verdict="inconclusive", more_windows_help=True,
+                       reason="worse beyond tolerance but the windows are too noisy to tell")
+    if evidence:
+        return replace(judged, verdict="improvement", reason="better beyond tolerance")
+    return replace(judged, verdict="pass", reason="better, but not significantly")
+
+
+def judge(
+    baseline: Baseline,
+    current: Measurement,
+    current_fingerprint: Mapping[str, Any] | None = None,
+    *,
+    gate: Sequence[str] = DEFAULT_GATE,
+    tolerance: float = DEFAULT_TOLERANCE,
+    tolerances: Mapping[str, float] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    min_windows: int = DEFAULT_MIN_WINDOWS,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = DEFAULT_SEED,
+) -> list[MetricVerdict]:
+    """One verdict per gated metric; a different ``hardware_key`` gives ``incomparable`` for all."""
+    hw_base = hardware_key(baseline.fingerprint) if baseline.fingerprint else "unknown hardware"
+    hw_cur = hardware_key(current_fingerprint) if current_fingerprint else hw_base
+    if not baseline.fingerprint:
+        hw_base = hw_cur
+    tolerances = tolerances or {}
+    return [
+        judge_metric(
+            metric,
+            baseline.measurement.window_values(metric),
+            current.window_values(metric),
+            tolerance=tolerances.get(metric, tolerance),
+            alpha=alpha,
+            min_windows=min_windows,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            hardware_baseline=hw_base,
+            hardware_current=hw_cur,
+        )
+        for metric in gate
+    ]
+
+
+def judge_relative(
+    a: Measurement,
+    b: Measurement,
+    metric: str,
+    max_ratio: float | None = None,
+    min_ratio: float | None = None,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    min_windows: int = DEFAULT_MIN_WINDOWS,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = DEFAULT_SEED,
+    label_a: str = "a",
+    label_b: str = "b",
+) -> RelativeVerdict:
+    """Compare ``a`` with ``b`` window by window (windows measured interleaved: A B A B ...).
+
+    Ratio = geometric mean of a_i/b_i over pairs; its bootstrap bounds (resampling pairs) are one-sided
+    at ``1 - alpha``. ``max_ratio``: pass when the upper bound <= max_ratio, fail when the lower bound
+    > max_ratio. ``min_ratio``: pass when the lower bound >= min_ratio, fail when the upper bound
+    < min_ratio. Otherwise inconclusive (more pairs may settle it).
+    """
+    _lower_is_better(metric)
+    if max_ratio is None and min_ratio is None:
+        raise ValueError("judge_relative needs max_ratio (e.g. 0.6 for 'a <= 0.6x b') and/or min_ratio")
+    for name, bound in (("max_ratio", max_ratio), ("min_ratio", min_ratio)):
+        if bound is not None and not (math.isfinite(bound) and bound > 0):
+            raise ValueError(f"{name}={bound!r} must be a positive number")
+    pairs = [
+        (va, vb) for wa, wb in zip(a.windows, b.windows, strict=False)
+        if (va := wa.metric(metric)) is not None and (vb := wb.metric(metric)) is not None
+        and va > 0 and vb > 0 and math.isfinite(va) and math.isfinite(vb)
+    ]
+    empty = RelativeVerdict(
+        metric=metric, verdict="inconclusive", ratio=None, ci_low=None, ci_high=None, max_ratio=max_ratio,
+        min_ratio=min_ratio, n_pairs=len(pairs), confidence=1 - alpha, label_a=label_a, label_b=label_b,
+        reason=f"{len(pairs)} positive window pairs, need {min_windows}", more_windows_help=True,
+    )
+    if len(pairs) < min_windows:
+        return empty
+    logs = np.log(np.asarray(pairs)[:, 0]) - np.log(np.asarray(pairs)[:, 1])
+    rng = np.random.default_rng(seed)
+    boot = logs[rng.integers(0, logs.size, (n_bootstrap, logs.size))].mean(axis=1)
+    low, high = (float(math.exp(q)) for q in np.quantile(boot, [alpha, 1 - alpha]))
+    ratio = float(math.exp(logs.mean()))
+    fails = (max_ratio is not None and low > max_ratio) or (min_ratio is not None and high < min_ratio)
+    passes = (max_ratio is None or high <= max_ratio) and (min_ratio is None or low >= min_ratio)
+    if fails:
+        outcome: RelativeOutcome = "fail"
+        reason = "the ratio is beyond the bound with confidence"
+    elif passes:
+        outcome, reason = "pass", "the ratio is within the bound with confidence"
+    else:
+        outcome, reason = "inconclusive", "the confidence interval straddles the bound"
+    return replace(empty, verdict=outcome, ratio=ratio, ci_low=low, ci_high=high, reason=reason,
+                   more_windows_help=outcome == "inconclusive")

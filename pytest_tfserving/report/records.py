@@ -1,0 +1,113 @@
+"""What every report renders: one record per perf test, whatever happened to it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pytest_tfserving.baselines import Baseline
+from pytest_tfserving.ceilings import Failure
+from pytest_tfserving.judge import MetricVerdict, RelativeVerdict
+from pytest_tfserving.results import Measurement
+
+Outcome = Literal["error", "failed", "inconclusive", "incomparable", "passed", "new"]
+
+
+@dataclass(frozen=True)
+class TestRecord:
+    """A perf test's result: measurement, its baseline, verdicts, broken ceilings, or the error text."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    nodeid: str
+    measurement: Measurement | None = None
+    baseline: Baseline | None = None
+    verdicts: tuple[MetricVerdict | RelativeVerdict, ...] = ()
+    ceiling_failures: tuple[Failure, ...] = ()
+    error: str | None = None
+    fingerprint: Mapping[str, Any] | None = field(default=None)
+
+    @property
+    def outcome(self) -> Outcome:
+        """The worst thing that happened, in the order a reviewer needs to know it."""
+        kinds = {v.verdict for v in self.verdicts}
+        if self.error:
+            return "error"
+        if self.ceiling_failures or kinds & {"regression", "fail"}:
+            return "failed"
+        if "inconclusive" in kinds:
+            return "inconclusive"
+        if "incomparable" in kinds:
+            return "incomparable"
+        if self.baseline is None and not any(isinstance(v, RelativeVerdict) for v in self.verdicts):
+            return "new"
+        return "passed"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the results table, already formatted; shared by the terminal and Markdown tables."""
+
+    test: str
+    metric: str
+    baseline: str
+    current: str
+    change: str
+    verdict: str
+
+
+COLUMNS: tuple[str, ...] = ("test", "metric", "baseline", "current", "change", "verdict")
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _pct(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value in (float("inf"), float("-inf")):
+        return "+inf" if value > 0 else "-inf"
+    return f"{value * 100:+.1f}%"
+
+
+def _bound(v: RelativeVerdict) -> str:
+    parts = [
+        f"<={v.max_ratio:g}x" if v.max_ratio is not None else "",
+        f">={v.min_ratio:g}x" if v.min_ratio is not None else "",
+    ]
+    return " ".join(p for p in parts if p)
+
+
+def record_rows(record: TestRecord) -> list[Row]:
+    """Table rows for one record: one per verdict and broken ceiling, or one saying why there are none."""
+    rows: list[Row] = []
+    if record.error:
+        first = record.error.strip().splitlines()[0] if record.error.strip() else "error"
+        rows.append(Row(record.nodeid, "-", "-", "-", "-", f"error: {first}"))
+    for v in record.verdicts:
+        if isinstance(v, RelativeVerdict):
+            ci = "-" if v.ci_low is None or v.ci_high is None else f"{v.ci_low:.3g}..{v.ci_high:.3g}x"
+            rows.append(
+                Row(
+                    record.nodeid,
+                    f"{v.metric} {v.label_a}/{v.label_b}",
+                    _bound(v),
+                    "-" if v.ratio is None else f"{v.ratio:.3g}x",
+                    ci,
+                    v.verdict,
+                )
+            )
+        else:
+            rows.append(
+                Row(record.nodeid, v.metric, _num(v.baseline), _num(v.current), _pct(v.change), v.verdict)
+            )
+    for f in record.ceiling_failures:
+        limit = f"{'<=' if f.bound == 'max' else '>='} {f.limit:g}"
+        rows.append(Row(record.nodeid, f.metric, limit, _num(f.actual), "-", f"ceiling {f.key}"))
+    if not rows and record.measurement is not None:
+        m = record.measurement
+        note = "new (no baseline)" if record.baseline is None else "passed"
+        rows.append(Row(record.nodeid, "p50_ms", "-", _num(m.p50_ms), "-", note))
+    return rows

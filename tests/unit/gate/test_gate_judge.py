@@ -1,0 +1,187 @@
+"""The judge on synthetic windows from known distributions (seeded, so every run sees the same data)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from gate_factories import FINGERPRINT, MakeMeasurement, lognormal_p50s
+
+from pytest_tfserving.baselines import Baseline
+from pytest_tfserving.judge import (
+    MetricVerdict,
+    judge,
+    judge_metric,
+    judge_relative,
+    needs_more_windows,
+)
+
+
+def verdicts_over_seeds(shift: float, *, cv: float = 0.03, n: int = 10, tolerance: float = 0.10,
+                        metric: str = "p50_ms", seeds: int = 40) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for seed in range(seeds):
+        base = lognormal_p50s(2 * seed, n=n, cv=cv)
+        cur = lognormal_p50s(2 * seed + 1, n=n, cv=cv, shift=shift)
+        out[judge_metric(metric, base, cur, tolerance=tolerance).verdict] += 1
+    return out
+
+
+def test_a_a_passes() -> None:
+    assert verdicts_over_seeds(0.0) == Counter({"pass": 40})
+
+
+def test_twenty_percent_slower_is_a_regression() -> None:
+    assert verdicts_over_seeds(0.20) == Counter({"regression": 40})
+
+
+def test_small_shift_within_tolerance_passes_even_when_significant() -> None:
+    counts = verdicts_over_seeds(0.04, cv=0.005)  # clearly real, but only 4 %
+    assert counts == Counter({"pass": 40})
+    v = judge_metric("p50_ms", lognormal_p50s(0, cv=0.005), lognormal_p50s(1, cv=0.005, shift=0.04))
+    assert v.p_value is not None and v.p_value < 0.01
+    assert v.reason == "within tolerance"
+
+
+def test_big_noise_gives_inconclusive_not_regression() -> None:
+    # Same distribution on both sides but wildly noisy windows: the medians can differ by > 10 %.
+    counts = verdicts_over_seeds(0.0, cv=0.5, n=6)
+    assert counts["regression"] == 0
+    assert counts["inconclusive"] > 0
+
+
+def test_inconclusive_asks_for_more_windows() -> None:
+    base = [2.0, 3.0, 1.5, 2.6, 1.9, 2.2]
+    cur = [2.6, 1.8, 3.4, 2.0, 3.1, 2.4]
+    v = judge_metric("p50_ms", base, cur)
+    assert v.verdict == "inconclusive"
+    assert needs_more_windows(v)
+
+
+def test_improvement_when_faster_beyond_tolerance() -> None:
+    assert verdicts_over_seeds(-0.20) == Counter({"improvement": 40})
+
+
+def test_throughput_direction_is_higher_is_better() -> None:
+    base = [1000.0, 1010.0, 990.0, 1005.0, 995.0, 1002.0]
+    lower = [x * 0.8 for x in base]
+    higher = [x * 1.2 for x in base]
+    assert judge_metric("rps", base, lower).verdict == "regression"
+    assert judge_metric("rps", base, higher).verdict == "improvement"
+
+
+def test_per_metric_tolerance_is_honoured() -> None:
+    base, cur = lognormal_p50s(3, cv=0.01), lognormal_p50s(4, cv=0.01, shift=0.15)
+    assert judge_metric("p50_ms", base, cur, tolerance=0.10).verdict == "regression"
+    assert judge_metric("p50_ms", base, cur, tolerance=0.20).verdict == "pass"
+
+
+def test_too_few_windows_is_inconclusive() -> None:
+    v = judge_metric("p50_ms", lognormal_p50s(0, n=3), lognormal_p50s(1, n=10, shift=0.5))
+    assert v.verdict == "inconclusive"
+    assert not needs_more_windows(v)  # the baseline is short: more current windows do not help
+    assert "record the baseline again" in v.reason
+    v = judge_metric("p50_ms", lognormal_p50s(0, n=10), lognormal_p50s(1, n=3, shift=0.5))
+    assert needs_more_windows(v)
+
+
+def test_missing_metric_is_inconclusive_and_more_windows_do_not_help() -> None:
+    v = judge_metric("cpu_percent", [], [1.0] * 6)
+    assert v.verdict == "inconclusive" and not needs_more_windows(v)
+    assert "not measured in the baseline" in v.reason
+
+
+def test_deterministic() -> None:
+    base, cur = lognormal_p50s(5, cv=0.1), lognormal_p50s(6, cv=0.1, shift=0.12)
+    assert judge_metric("p50_ms", base, cur) == judge_metric("p50_ms", base, cur)
+
+
+def test_unknown_metric_and_bad_alpha_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown metric 'p42_ms'"):
+        judge_metric("p42_ms", [1.0], [1.0])
+    with pytest.raises(ValueError, match="alpha"):
+        judge_metric("p50_ms", [1.0], [1.0], alpha=0.7)
+
+
+def test_message_names_metric_values_change_ci_and_hardware() -> None:
+    v = judge_metric("p50_ms", lognormal_p50s(0, cv=0.01), lognormal_p50s(1, cv=0.01, shift=0.3),
+                     hardware_baseline="cpu=X; cores=2; gpus=none",
+                     hardware_current="cpu=X; cores=2; gpus=none")
+    text = v.message()
+    assert v.verdict == "regression"
+    assert text.startswith("p50_ms: regression")
+    assert f"baseline {v.baseline:.4g}" in text and f"current {v.current:.4g}" in text
+    assert "+30" in text or "+29" in text or "+31" in text
+    assert "98% CI" in text and "p=" in text
+    assert "both measured on cpu=X; cores=2; gpus=none" in text
+    assert v.ci_low is not None and v.ci_high is not None and 0 < v.ci_low < v.change < v.ci_high  # type: ignore[operator]
+
+
+def _baseline(m: Any, fp: dict[str, Any]) -> Baseline:
+    return Baseline(nodeid="t.py::test", measurement=m, fingerprint=fp, created="2024-01-01T00:00:00+00:00")
+
+
+def test_judge_gates_each_metric(make_measurement: MakeMeasurement) -> None:
+    base = make_measurement(lognormal_p50s(0, cv=0.01))
+    cur = make_measurement(lognormal_p50s(1, cv=0.01, shift=0.25))
+    verdicts = judge(_baseline(base, FINGERPRINT), cur, FINGERPRINT, gate=("p50_ms", "rps", "p99_ms"),
+                     tolerances={"p99_ms": 0.5})
+    by_metric = {v.metric: v for v in verdicts}
+    assert by_metric["p50_ms"].verdict == "regression"
+    assert by_metric["rps"].verdict == "regression"  # rps fell by 1/1.25
+    assert by_metric["p99_ms"].verdict == "pass" and by_metric["p99_ms"].tolerance == 0.5
+
+
+def test_hardware_mismatch_is_incomparable_never_regression(make_measurement: MakeMeasurement) -> None:
+    base = make_measurement(lognormal_p50s(0, cv=0.01))
+    cur = make_measurement(lognormal_p50s(1, cv=0.01, shift=0.5))
+    other = {**FINGERPRINT, "cpu_model": "Other CPU", "logical_cores": 64}
+    verdicts: list[MetricVerdict] = judge(_baseline(base, FINGERPRINT), cur, other)
+    assert {v.verdict for v in verdicts} == {"incomparable"}
+    assert not any(v.failed for v in verdicts)
+    text = verdicts[0].message()
+    assert "baseline measured on cpu=Test CPU @ 2.0GHz; cores=2" in text
+    assert "current on cpu=Other CPU; cores=64" in text
+
+
+def _interleaved(make_measurement: MakeMeasurement, ratio: float, cv: float, n: int = 8,
+                 seed: int = 0) -> tuple[Any, Any]:
+    # A B A B: a common slow drift affects both sides of each pair alike.
+    drift = [1.0 + 0.2 * (i % 3) for i in range(n)]
+    b = [d * x for d, x in zip(drift, lognormal_p50s(seed, n=n, cv=cv), strict=True)]
+    a_raw = lognormal_p50s(seed + 100, n=n, cv=cv, median=2.0 * ratio)
+    a = [d * x for d, x in zip(drift, a_raw, strict=True)]
+    return make_measurement(a), make_measurement(b)
+
+
+def test_relative_passes_when_upper_bound_within_ratio(make_measurement: MakeMeasurement) -> None:
+    a, b = _interleaved(make_measurement, ratio=0.5, cv=0.02)
+    v = judge_relative(a, b, "p50_ms", max_ratio=0.6, label_a="int8", label_b="fp32")
+    assert v.verdict == "pass"
+    assert v.ci_high is not None and v.ci_high <= 0.6
+    assert "p50_ms int8/fp32: pass" in v.message() and "<= 0.6x" in v.message()
+
+
+def test_relative_fails_when_lower_bound_beyond_ratio(make_measurement: MakeMeasurement) -> None:
+    a, b = _interleaved(make_measurement, ratio=0.9, cv=0.02)
+    v = judge_relative(a, b, "p50_ms", max_ratio=0.6)
+    assert v.verdict == "fail" and v.failed
+
+
+def test_relative_inconclusive_when_ci_straddles(make_measurement: MakeMeasurement) -> None:
+    a, b = _interleaved(make_measurement, ratio=0.6, cv=0.3, n=6)
+    v = judge_relative(a, b, "p50_ms", max_ratio=0.6)
+    assert v.verdict == "inconclusive" and needs_more_windows(v)
+
+
+def test_relative_min_ratio_for_throughput(make_measurement: MakeMeasurement) -> None:
+    a, b = _interleaved(make_measurement, ratio=0.5, cv=0.02)  # a twice as fast -> twice the rps
+    assert judge_relative(a, b, "rps", min_ratio=1.5).verdict == "pass"
+    assert judge_relative(a, b, "rps", min_ratio=3.0).verdict == "fail"
+
+
+def test_relative_needs_a_bound(make_measurement: MakeMeasurement) -> None:
+    a, b = _interleaved(make_measurement, ratio=0.5, cv=0.02)
+    with pytest.raises(ValueError, match="max_ratio"):
+        judge_relative(a, b, "p50_ms")
