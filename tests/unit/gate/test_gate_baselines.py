@@ -112,7 +112,7 @@ def test_malformed_file_is_an_error_and_never_overwritten(
     path.write_text(content)
     with pytest.raises(BaselineError, match=expected) as info:
         load_baseline(path)
-    assert str(path) in str(info.value) and "--perf-update-baselines" in str(info.value)
+    assert str(path) in str(info.value) and "--update-baselines" in str(info.value)
     with pytest.raises(BaselineError):
         write_baseline(path, NODEID, make_measurement([2.0] * 5), fingerprint)
     assert path.read_text() == content
