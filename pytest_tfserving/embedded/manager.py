@@ -1,0 +1,163 @@
+"""Which versions of which models are loaded: TF Serving's version policies and filesystem polling.
+
+Every ``file_system_poll_wait_seconds`` the base paths are scanned for numeric version directories;
+versions the policy wants are loaded before versions it no longer wants are unloaded (TF Serving's
+availability-preserving policy), so a new version directory takes over without a gap.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pytest_tfserving.embedded.errors import not_found
+from pytest_tfserving.serving.spec import VersionPolicy
+
+if TYPE_CHECKING:
+    from pytest_tfserving.embedded.batching import Batcher
+    from pytest_tfserving.embedded.servables import Servable
+
+log = logging.getLogger("pytest_tfserving.embedded")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    base_path: Path
+    policy: VersionPolicy = field(default_factory=VersionPolicy)
+
+
+@dataclass
+class Loaded:
+    """A servable plus its batching queue, if batching is on."""
+
+    servable: Servable
+    batcher: Batcher | None = None
+
+    def run(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.batcher is not None:
+            return self.batcher.submit(signature, inputs)
+        return self.servable.run(signature, inputs)
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.stop()
+        self.servable.close()
+
+
+Loader = Callable[[ModelEntry, int, Path], Loaded]
+
+
+def available_versions(base_path: Path) -> list[int]:
+    """Numeric version directories under ``base_path`` (others are ignored, as upstream does)."""
+    try:
+        return sorted(int(p.name) for p in base_path.iterdir() if p.is_dir() and p.name.isdigit())
+    except OSError:
+        return []
+
+
+def aspired(policy: VersionPolicy, versions: list[int]) -> list[int]:
+    if policy.kind == "all":
+        return versions
+    if policy.kind == "specific":
+        return [v for v in versions if v in policy.versions]
+    return versions[-max(1, policy.num_versions) :]
+
+
+@dataclass
+class _Model:
+    entry: ModelEntry
+    versions: dict[int, Loaded] = field(default_factory=dict)
+
+
+class ModelManager:
+    """Thread-safe lookup of loaded versions; ``poll()`` loads and unloads to follow the disk."""
+
+    def __init__(self, entries: list[ModelEntry], loader: Loader) -> None:
+        self._models = {e.name: _Model(e) for e in entries}
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._poll_lock = threading.Lock()
+        self._failed: set[tuple[str, int]] = set()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._models)
+
+    def all_available(self) -> bool:
+        with self._lock:
+            return all(model.versions for model in self._models.values())
+
+    def poll(self) -> None:
+        """One filesystem scan: load new aspired versions, then unload unaspired ones."""
+        with self._poll_lock:
+            for model in self._models.values():
+                entry = model.entry
+                if not entry.base_path.is_dir():
+                    log.error("Could not find base path %s for servable %s", entry.base_path, entry.name)
+                    continue
+                wanted = aspired(entry.policy, available_versions(entry.base_path))
+                for version in wanted:
+                    if version in model.versions or (entry.name, version) in self._failed:
+                        continue
+                    try:
+                        loaded = self._loader(entry, version, entry.base_path / str(version))
+                    except Exception as exc:
+                        self._failed.add((entry.name, version))
+                        log.error(
+                            "Loading servable: {name: %s version: %d} failed: %s", entry.name, version, exc
+                        )
+                        continue
+                    with self._lock:
+                        model.versions[version] = loaded
+                    log.info(
+                        "Successfully loaded servable version {name: %s version: %d}", entry.name, version
+                    )
+                if not any(v in model.versions for v in wanted):
+                    continue  # availability preserving: keep the old ones until a wanted one is up
+                with self._lock:
+                    gone = [v for v in model.versions if v not in wanted]
+                    removed = [model.versions.pop(v) for v in gone]
+                for version, loaded in zip(gone, removed, strict=True):
+                    loaded.close()
+                    log.info("Unloaded servable version {name: %s version: %d}", entry.name, version)
+
+    def get(self, name: str, version: int | None) -> Loaded:
+        """The servable a request names; NOT_FOUND with TF Serving's messages otherwise."""
+        with self._lock:
+            model = self._models.get(name)
+            if model is None or not model.versions:
+                what = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
+                raise not_found(f"Servable not found for request: {what}")
+            if version is None:
+                return model.versions[max(model.versions)]
+            found = model.versions.get(version)
+            if found is None:
+                raise not_found(f"Servable not found for request: Specific({name}, {version})")
+            return found
+
+    def version_states(self, name: str, version: int | None) -> list[int]:
+        """Loaded versions (newest first) for GetModelStatus; NOT_FOUND as upstream."""
+        with self._lock:
+            model = self._models.get(name)
+            if model is None or not model.versions:
+                raise not_found(f"Could not find any versions of model {name}")
+            if version is not None:
+                if version not in model.versions:
+                    raise not_found(f"Could not find version {version} of model {name}")
+                return [version]
+            return sorted(model.versions, reverse=True)
+
+    def close(self) -> None:
+        with self._lock:
+            loaded = [v for model in self._models.values() for v in model.versions.values()]
+            for model in self._models.values():
+                model.versions.clear()
+        for item in loaded:
+            item.close()

@@ -1,0 +1,162 @@
+"""A loaded model version: SavedModel through TensorFlow, or model.tflite through LiteRT pools.
+
+``Servable.run`` takes and returns numpy arrays keyed by signature alias; ``signature_defs`` are the
+SignatureDef protos clients see in GetModelMetadata (read from saved_model.pb itself for SavedModels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from tensorflow.core.framework import tensor_shape_pb2
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+
+from pytest_tfserving.embedded.errors import ServingError, invalid
+from pytest_tfserving.embedded.tensors import dtype_name, numpy_dtype
+
+DEFAULT_SIGNATURE = "serving_default"
+PREDICT_METHOD = "tensorflow/serving/predict"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """What a signature expects for one alias: dtype (TF enum) and shape (None = any size/rank)."""
+
+    dtype: int
+    shape: tuple[int | None, ...] | None
+
+    @staticmethod
+    def from_info(info: meta_graph_pb2.TensorInfo) -> TensorSpec:
+        shape_proto = info.tensor_shape
+        shape = (
+            None
+            if shape_proto.unknown_rank
+            else tuple(None if d.size < 0 else int(d.size) for d in shape_proto.dim)
+        )
+        return TensorSpec(int(info.dtype), shape)
+
+    def check(self, alias: str, array: np.ndarray) -> None:
+        """INVALID_ARGUMENT naming the alias when dtype or shape cannot feed the signature."""
+        want = numpy_dtype(self.dtype)
+        if array.dtype != want and not (want == np.object_ and array.dtype.kind in "OSU"):
+            raise invalid(
+                f"Expects arg[{alias}] to be {dtype_name(self.dtype)} but {_np_name(array.dtype)} is provided"
+            )
+        if self.shape is None:
+            return
+        if len(self.shape) != array.ndim or any(
+            w is not None and w != g for w, g in zip(self.shape, array.shape, strict=True)
+        ):
+            want_shape = "[" + ",".join("?" if d is None else str(d) for d in self.shape) + "]"
+            raise invalid(
+                f"input {alias} has shape {list(array.shape)} but the signature expects {want_shape}"
+            )
+
+
+def _np_name(dtype: np.dtype[Any]) -> str:
+    return {"float32": "float", "float64": "double", "float16": "half"}.get(dtype.name, dtype.name)
+
+
+@dataclass(frozen=True)
+class Signature:
+    name: str
+    inputs: dict[str, TensorSpec]
+    outputs: dict[str, TensorSpec]
+
+    def check_inputs(self, inputs: dict[str, np.ndarray]) -> None:
+        """TF Serving's PreProcessPrediction checks: same alias set, then dtype and shape per alias."""
+        if set(inputs) != set(self.inputs):
+            sent, expected = sorted(inputs), sorted(self.inputs)
+            extra = sorted(set(inputs) - set(self.inputs))
+            missing = sorted(set(self.inputs) - set(inputs))
+            if len(inputs) == len(self.inputs):
+                raise invalid(
+                    f"input tensor alias not found in signature: {extra[0]}. Inputs expected to be in "
+                    f"the set {{{','.join(expected)}}}."
+                )
+            raise invalid(
+                f"input size does not match signature: {len(inputs)}!={len(self.inputs)} "
+                f"len({{{','.join(sent)}}}) != len({{{','.join(expected)}}}). Sent extra: "
+                f"{{{','.join(extra)}}}. Missing but required: {{{','.join(missing)}}}."
+            )
+        for alias, array in inputs.items():
+            self.inputs[alias].check(alias, array)
+
+
+class Servable(Protocol):
+    """One loaded version of one model."""
+
+    version: int
+    signature_defs: dict[str, meta_graph_pb2.SignatureDef]
+    signatures: dict[str, Signature]
+
+    def run(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+def signature(servable: Servable, name: str) -> Signature:
+    """The signature a request names ("" = serving_default); FAILED_PRECONDITION as upstream if absent."""
+    key = name or DEFAULT_SIGNATURE
+    found = servable.signatures.get(key)
+    if found is None:
+        import grpc
+
+        raise ServingError(grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{key}" not found.')
+    return found
+
+
+def read_signature_defs(path: Path, tags: set[str]) -> dict[str, meta_graph_pb2.SignatureDef]:
+    """The SignatureDef map of the meta graph with ``tags`` in ``path``/saved_model.pb."""
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((path / "saved_model.pb").read_bytes())
+    for graph in saved.meta_graphs:
+        if set(graph.meta_info_def.tags) == tags:
+            return dict(graph.signature_def)
+    raise ValueError(f"{path}: no meta graph with tags {sorted(tags)}")
+
+
+class SavedModelServable:
+    """A SavedModel run through its concrete signature functions (thread-safe, no Python locks)."""
+
+    def __init__(self, path: Path, version: int, tags: tuple[str, ...] = ("serve",)) -> None:
+        import tensorflow as tf
+
+        self.version = version
+        self.path = path
+        self._tf = tf
+        self.signature_defs = read_signature_defs(path, set(tags))
+        self._loaded = tf.saved_model.load(str(path), tags=list(tags))
+        self._functions = dict(self._loaded.signatures)
+        self.signatures = {
+            key: Signature(
+                key,
+                {k: TensorSpec.from_info(v) for k, v in sig.inputs.items()},
+                {k: TensorSpec.from_info(v) for k, v in sig.outputs.items()},
+            )
+            for key, sig in self.signature_defs.items()
+            if key in self._functions
+        }
+
+    def run(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        function = self._functions[signature]
+        try:
+            outputs = function(**{k: self._tf.convert_to_tensor(v) for k, v in inputs.items()})
+        except (self._tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
+            raise invalid(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)) from exc
+        return {k: v.numpy() for k, v in outputs.items()}
+
+    def close(self) -> None:
+        self._functions.clear()
+
+
+def tensor_info(name: str, dtype: int, shape: tuple[int | None, ...]) -> meta_graph_pb2.TensorInfo:
+    dims = [tensor_shape_pb2.TensorShapeProto.Dim(size=-1 if d is None else d) for d in shape]
+    return meta_graph_pb2.TensorInfo(
+        name=name,
+        dtype=dtype,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=dims),
+    )
