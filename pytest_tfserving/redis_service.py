@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_tfserving import cleanup
 from pytest_tfserving.backends.base import BackendError
+from pytest_tfserving.backends.docker import CONTAINER_LABELS
 from pytest_tfserving.backends.ports import address_in_use, free_loopback_port
 from pytest_tfserving.backends.process import ManagedProcess, tail
 
@@ -229,6 +230,7 @@ def start_redis_container(
 
     container = RedisContainer(image=image, port=REDIS_PORT)
     container.with_command(["redis-server", *NO_PERSISTENCE])
+    container.with_kwargs(labels=dict(CONTAINER_LABELS))
     container.ports[str(REDIS_PORT)] = ("127.0.0.1", None)  # type: ignore[assignment]
     container.waiting_for(_ping_on_loopback(startup_timeout_s))
     service = ContainerRedis("", container, image)

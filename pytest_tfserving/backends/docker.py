@@ -414,6 +414,11 @@ class DockerBackend:
         return server
 
 
+# Every container we start carries this label: `docker ps -a --filter label=pytest-tfserving=1`
+# finds leftovers even where testcontainers' reaper (Ryuk) is disabled.
+CONTAINER_LABELS: Mapping[str, str] = {"pytest-tfserving": "1"}
+
+
 def apply_definition(
     definition: ContainerDefinition, docker_client_kw: Mapping[str, Any] | None = None
 ) -> Any:
@@ -430,6 +435,8 @@ def apply_definition(
         container.with_volume_mapping(volume.host, volume.container, volume.mode)
     for port, binding in definition.ports.items():
         container.ports[port] = binding  # type: ignore[assignment]  # docker-py (host_ip, host_port)
+    kwargs: dict[str, Any] = {"labels": dict(CONTAINER_LABELS)}
     if definition.device_requests:
-        container.with_kwargs(device_requests=[r.to_docker() for r in definition.device_requests])
+        kwargs["device_requests"] = [r.to_docker() for r in definition.device_requests]
+    container.with_kwargs(**kwargs)  # replaces earlier kwargs: set everything in one call
     return container

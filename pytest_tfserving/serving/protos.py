@@ -107,11 +107,17 @@ def batching_parameters_text(batching: BatchingSpec) -> str:
     return str(text_format.MessageToString(message))
 
 
+# tensorflow_model_server's values for fields a batching parameters file leaves out.
+UPSTREAM_MAX_BATCH_SIZE = 1000
+UPSTREAM_BATCH_TIMEOUT_MICROS = 0
+
+
 def parse_batching_parameters(text: str) -> BatchingSpec:
     """Read a batching parameters file as tensorflow_model_server would.
 
-    Fields left out take BatchingSpec's defaults (max_batch_size 32, batch_timeout_micros 1000) or
-    None (server default); ``thread_pool_name`` only names threads and is ignored.
+    Fields left out take tensorflow_model_server's defaults (max_batch_size 1000, batch_timeout_micros 0,
+    max_enqueued_batches and num_batch_threads stay None: the server's 10 and one per CPU); ``thread_pool_name`` only names
+    threads and is ignored.
     """
     message = _parse(text, "BatchingParameters", "batching parameters file")
     for name in _UNSUPPORTED_BATCHING:
@@ -121,16 +127,14 @@ def parse_batching_parameters(text: str) -> BatchingSpec:
                 "remove it (BatchingSpec supports max_batch_size, batch_timeout_micros, num_batch_threads, "
                 "max_enqueued_batches, allowed_batch_sizes, pad_variable_length_inputs)"
             )
-    defaults = BatchingSpec()
-
     def wrapped(name: str) -> int | None:
         return int(getattr(message, name).value) if message.HasField(name) else None
 
     max_batch_size = wrapped("max_batch_size")
     timeout = wrapped("batch_timeout_micros")
     spec = BatchingSpec(
-        max_batch_size=defaults.max_batch_size if max_batch_size is None else max_batch_size,
-        batch_timeout_micros=defaults.batch_timeout_micros if timeout is None else timeout,
+        max_batch_size=UPSTREAM_MAX_BATCH_SIZE if max_batch_size is None else max_batch_size,
+        batch_timeout_micros=UPSTREAM_BATCH_TIMEOUT_MICROS if timeout is None else timeout,
         num_batch_threads=wrapped("num_batch_threads"),
         max_enqueued_batches=wrapped("max_enqueued_batches"),
         allowed_batch_sizes=tuple(int(size) for size in message.allowed_batch_sizes),

@@ -55,7 +55,10 @@ def test_batching_file_written_with_real_classes_parses(real_protos: dict[str, M
     real.thread_pool_name.value = "batch_threads"
     real.allowed_batch_sizes.extend([4, 16])
     spec = parse_batching_parameters(text_format.MessageToString(real))
-    assert spec == BatchingSpec(max_batch_size=16, num_batch_threads=2, allowed_batch_sizes=(4, 16))
+    # batch_timeout_micros is left out of the file: the server default (0) applies, as upstream.
+    assert spec == BatchingSpec(
+        max_batch_size=16, batch_timeout_micros=0, num_batch_threads=2, allowed_batch_sizes=(4, 16)
+    )
 
 
 def test_batching_file_hand_written_like_the_docs() -> None:
