@@ -24,7 +24,9 @@ from pytest_tfserving.session import SESSION_KEY, TfservingSession
 def _session(config: pytest.Config) -> TfservingSession:
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
-        raise pytest.UsageError("pytest-tfserving is not configured in this run (was it disabled with -p no:?)")
+        raise pytest.UsageError(
+            "pytest-tfserving is not configured in this run (was it disabled with -p no:?)"
+        )
     return session
 
 
@@ -34,11 +36,26 @@ class ModelVariants:
     def __init__(self, cache_dir: Path) -> None:
         self.cache_dir = cache_dir
 
-    def build(self, source: Any, *, name: str, variant: str = "fp32", version: int = 1,
-              representative_dataset: Any = None, seed: int = 0) -> ModelSpec:
+    def build(
+        self,
+        source: Any,
+        *,
+        name: str,
+        variant: str = "fp32",
+        version: int = 1,
+        representative_dataset: Any = None,
+        seed: int = 0,
+    ) -> ModelSpec:
         """``source``: a keras.Model or a SavedModel directory. Returns a ModelSpec ready to serve."""
-        return build_model_variant(source, name=name, variant=variant, cache_dir=self.cache_dir,
-                                   version=version, representative_dataset=representative_dataset, seed=seed)
+        return build_model_variant(
+            source,
+            name=name,
+            variant=variant,
+            cache_dir=self.cache_dir,
+            version=version,
+            representative_dataset=representative_dataset,
+            seed=seed,
+        )
 
 
 ServerFactory = Callable[[ServerSpec], RunningServer]
@@ -88,8 +105,12 @@ def tfserving_spec(tfserving_settings: Settings, tfserving_models: ModelVariants
     versions = sorted((p for p in base_path.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
     if not versions:
         raise pytest.UsageError(f"{base_path} holds no numeric version directory with a SavedModel")
-    model = tfserving_models.build(versions[-1], name=s.tfserving_model_name,
-                                   variant=s.tfserving_model_variant, version=int(versions[-1].name))
+    model = tfserving_models.build(
+        versions[-1],
+        name=s.tfserving_model_name,
+        variant=s.tfserving_model_variant,
+        version=int(versions[-1].name),
+    )
     return ServerSpec(models=(model,), prefer_tflite_model=True)
 
 

@@ -93,63 +93,176 @@ def _text(value: str) -> str | None:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("--tfserving-backend", "tfserving_backend", "auto", _choice(BACKENDS),
-           "server backend: auto picks docker if an engine answers, else tensorflow_model_server on PATH, "
-           "else the embedded server (default: auto)"),
-    Option("--tfserving-image", "tfserving_image", DEFAULT_TFSERVING_IMAGE, _text,
-           f"image for the docker backend (default: {DEFAULT_TFSERVING_IMAGE})"),
-    Option("--tfserving-tag", "tfserving_tag", DEFAULT_TFSERVING_TAG, _text,
-           f"image tag for the docker backend; '-gpu' is appended when GPUs are requested "
-           f"(default: {DEFAULT_TFSERVING_TAG})"),
-    Option("--tfserving-gpus", "tfserving_gpus", None, _gpus,
-           "GPUs for the docker backend: none, all, a count, or device=0,1 (default: none)"),
-    Option("--tfserving-binary", "tfserving_binary", None, _text,
-           "path of tensorflow_model_server for the binary backend (default: found on PATH)"),
-    Option("--tfserving-target", "tfserving_target", None, _text,
-           "gRPC host:port of an already running server (external backend)"),
-    Option("--tfserving-rest-url", "tfserving_rest_url", None, _text,
-           "REST base URL of an already running server (external backend)"),
-    Option("--tfserving-startup-timeout", "tfserving_startup_timeout", 180.0, _positive_float,
-           "seconds to wait for a server to report its models AVAILABLE (default: 180)"),
-    Option("--tfserving-model-cache", "tfserving_model_cache", ".tfserving-cache", _text,
-           "directory where built model variants are cached across sessions (default: .tfserving-cache)"),
-    Option("--tfserving-model-name", "tfserving_model_name", None, _text,
-           "model served by the default tfserving_server fixture (or override the tfserving_spec fixture)"),
-    Option("--tfserving-model-base-path", "tfserving_model_base_path", None, _text,
-           "directory holding the model's numeric version directories, for the default server"),
-    Option("--tfserving-model-variant", "tfserving_model_variant", "fp32", _choice(("fp32", "fp16", "int8-dynamic", "int8")),
-           "variant of the default server's model; fp16/int8 variants are built from the SavedModel "
-           "(default: fp32)"),
-    Option("--redis-backend", "redis_backend", "auto", _choice(REDIS_BACKENDS),
-           "Redis: auto (external if --redis-url, else local redis-server, else docker), local, docker, "
-           "external (default: auto)"),
+    Option(
+        "--tfserving-backend",
+        "tfserving_backend",
+        "auto",
+        _choice(BACKENDS),
+        "server backend: auto picks docker if an engine answers, else tensorflow_model_server on PATH, "
+        "else the embedded server (default: auto)",
+    ),
+    Option(
+        "--tfserving-image",
+        "tfserving_image",
+        DEFAULT_TFSERVING_IMAGE,
+        _text,
+        f"image for the docker backend (default: {DEFAULT_TFSERVING_IMAGE})",
+    ),
+    Option(
+        "--tfserving-tag",
+        "tfserving_tag",
+        DEFAULT_TFSERVING_TAG,
+        _text,
+        f"image tag for the docker backend; '-gpu' is appended when GPUs are requested "
+        f"(default: {DEFAULT_TFSERVING_TAG})",
+    ),
+    Option(
+        "--tfserving-gpus",
+        "tfserving_gpus",
+        None,
+        _gpus,
+        "GPUs for the docker backend: none, all, a count, or device=0,1 (default: none)",
+    ),
+    Option(
+        "--tfserving-binary",
+        "tfserving_binary",
+        None,
+        _text,
+        "path of tensorflow_model_server for the binary backend (default: found on PATH)",
+    ),
+    Option(
+        "--tfserving-target",
+        "tfserving_target",
+        None,
+        _text,
+        "gRPC host:port of an already running server (external backend)",
+    ),
+    Option(
+        "--tfserving-rest-url",
+        "tfserving_rest_url",
+        None,
+        _text,
+        "REST base URL of an already running server (external backend)",
+    ),
+    Option(
+        "--tfserving-startup-timeout",
+        "tfserving_startup_timeout",
+        180.0,
+        _positive_float,
+        "seconds to wait for a server to report its models AVAILABLE (default: 180)",
+    ),
+    Option(
+        "--tfserving-model-cache",
+        "tfserving_model_cache",
+        ".tfserving-cache",
+        _text,
+        "directory where built model variants are cached across sessions (default: .tfserving-cache)",
+    ),
+    Option(
+        "--tfserving-model-name",
+        "tfserving_model_name",
+        None,
+        _text,
+        "model served by the default tfserving_server fixture (or override the tfserving_spec fixture)",
+    ),
+    Option(
+        "--tfserving-model-base-path",
+        "tfserving_model_base_path",
+        None,
+        _text,
+        "directory holding the model's numeric version directories, for the default server",
+    ),
+    Option(
+        "--tfserving-model-variant",
+        "tfserving_model_variant",
+        "fp32",
+        _choice(("fp32", "fp16", "int8-dynamic", "int8")),
+        "variant of the default server's model; fp16/int8 variants are built from the SavedModel "
+        "(default: fp32)",
+    ),
+    Option(
+        "--redis-backend",
+        "redis_backend",
+        "auto",
+        _choice(REDIS_BACKENDS),
+        "Redis: auto (external if --redis-url, else local redis-server, else docker), local, docker, "
+        "external (default: auto)",
+    ),
     Option("--redis-url", "redis_url", None, _text, "URL of an already running Redis (external)"),
-    Option("--redis-image", "redis_image", "redis:7.4.2", _text,
-           "image for the Redis container (default: redis:7.4.2)"),
-    Option("--perf-warmup", "perf_warmup", 2.0, _positive_float,
-           "seconds of load before measuring (default: 2)"),
-    Option("--perf-window", "perf_window", 1.0, _positive_float,
-           "seconds per measurement window (default: 1)"),
-    Option("--perf-min-windows", "perf_min_windows", 6, _positive_int,
-           "windows measured at least (default: 6)"),
-    Option("--perf-max-windows", "perf_max_windows", 20, _positive_int,
-           "windows measured at most, including re-measuring an inconclusive verdict (default: 20)"),
-    Option("--perf-tolerance", "perf_tolerance", 0.10, _fraction,
-           "relative change tolerated before a metric can regress (default: 0.10)"),
-    Option("--baselines-dir", "baselines_dir", "baselines", _text,
-           "directory of the JSON baselines, relative to the rootdir (default: baselines)"),
-    Option("--update-baselines", "update_baselines", False, _bool,
-           "write or refresh the baselines of perf tests that completed and met their ceilings", flag=True),
-    Option("--baseline-ref", "baseline_ref", None, _text,
-           "read baselines from this git ref (e.g. origin/main) so a PR cannot loosen its own gate"),
-    Option("--perf-hardware-mismatch", "perf_hardware_mismatch", "warn", _choice(MISMATCH_POLICIES),
-           "when a baseline was recorded on other hardware: warn (skip the comparison) or fail "
-           "(default: warn)"),
-    Option("--perf-report-md", "perf_report_md", None, _text,
-           "write a Markdown report here (also appended to $GITHUB_STEP_SUMMARY when set)"),
+    Option(
+        "--redis-image",
+        "redis_image",
+        "redis:7.4.2",
+        _text,
+        "image for the Redis container (default: redis:7.4.2)",
+    ),
+    Option(
+        "--perf-warmup", "perf_warmup", 2.0, _positive_float, "seconds of load before measuring (default: 2)"
+    ),
+    Option(
+        "--perf-window", "perf_window", 1.0, _positive_float, "seconds per measurement window (default: 1)"
+    ),
+    Option(
+        "--perf-min-windows", "perf_min_windows", 6, _positive_int, "windows measured at least (default: 6)"
+    ),
+    Option(
+        "--perf-max-windows",
+        "perf_max_windows",
+        20,
+        _positive_int,
+        "windows measured at most, including re-measuring an inconclusive verdict (default: 20)",
+    ),
+    Option(
+        "--perf-tolerance",
+        "perf_tolerance",
+        0.10,
+        _fraction,
+        "relative change tolerated before a metric can regress (default: 0.10)",
+    ),
+    Option(
+        "--baselines-dir",
+        "baselines_dir",
+        "baselines",
+        _text,
+        "directory of the JSON baselines, relative to the rootdir (default: baselines)",
+    ),
+    Option(
+        "--update-baselines",
+        "update_baselines",
+        False,
+        _bool,
+        "write or refresh the baselines of perf tests that completed and met their ceilings",
+        flag=True,
+    ),
+    Option(
+        "--baseline-ref",
+        "baseline_ref",
+        None,
+        _text,
+        "read baselines from this git ref (e.g. origin/main) so a PR cannot loosen its own gate",
+    ),
+    Option(
+        "--perf-hardware-mismatch",
+        "perf_hardware_mismatch",
+        "warn",
+        _choice(MISMATCH_POLICIES),
+        "when a baseline was recorded on other hardware: warn (skip the comparison) or fail (default: warn)",
+    ),
+    Option(
+        "--perf-report-md",
+        "perf_report_md",
+        None,
+        _text,
+        "write a Markdown report here (also appended to $GITHUB_STEP_SUMMARY when set)",
+    ),
     Option("--perf-report-json", "perf_report_json", None, _text, "write a JSON report here"),
-    Option("--perf-report-plots", "perf_report_plots", None, _text,
-           "write PNG latency plots into this directory (needs pytest-tfserving[plots])"),
+    Option(
+        "--perf-report-plots",
+        "perf_report_plots",
+        None,
+        _text,
+        "write PNG latency plots into this directory (needs pytest-tfserving[plots])",
+    ),
 )
 
 
@@ -186,8 +299,13 @@ class Settings:
     perf_report_plots: Path | None
 
 
-_PATH_SETTINGS = ("tfserving_model_cache", "baselines_dir", "perf_report_md", "perf_report_json",
-                  "perf_report_plots")
+_PATH_SETTINGS = (
+    "tfserving_model_cache",
+    "baselines_dir",
+    "perf_report_md",
+    "perf_report_json",
+    "perf_report_plots",
+)
 
 
 def add_options(parser: pytest.Parser) -> None:

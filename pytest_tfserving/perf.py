@@ -88,19 +88,23 @@ def merge_measurements(first: Measurement, more: Measurement) -> Measurement:
     def largest(a: float | None, b: float | None) -> float | None:
         return max(v for v in (a, b) if v is not None) if (a, b) != (None, None) else None
 
-    latencies: dict[str, float] = {
-        "p50_ms": first.p50_ms, "p90_ms": first.p90_ms, "p95_ms": first.p95_ms, "p99_ms": first.p99_ms,
-        "max_ms": max(first.max_ms, more.max_ms), "mean_ms": first.mean_ms,
-    }
     if hist is not None:
-        latencies.update(p50_ms=hist.percentile(50), p90_ms=hist.percentile(90),
-                         p95_ms=hist.percentile(95), p99_ms=hist.percentile(99), mean_ms=hist.mean_ms)
+        p50, p90, p95, p99 = hist.percentiles((50, 90, 95, 99))
+        mean = hist.mean_ms
+    else:  # no histogram to merge: keep the first run's figures (the windows still carry both)
+        p50, p90, p95, p99, mean = first.p50_ms, first.p90_ms, first.p95_ms, first.p99_ms, first.mean_ms
     return dataclasses.replace(
         first,
         duration_s=duration,
         count=count,
         errors=errors,
         errors_by_status=statuses,
+        p50_ms=p50,
+        p90_ms=p90,
+        p95_ms=p95,
+        p99_ms=p99,
+        max_ms=max(first.max_ms, more.max_ms),
+        mean_ms=mean,
         rps=(count - errors) / duration if duration else 0.0,
         windows=windows,
         stable=more.stable,
@@ -108,11 +112,11 @@ def merge_measurements(first: Measurement, more: Measurement) -> Measurement:
         rss_mb=largest(first.rss_mb, more.rss_mb),
         gpu_util_percent=weighted(first.gpu_util_percent, more.gpu_util_percent),
         gpu_memory_mb=largest(first.gpu_memory_mb, more.gpu_memory_mb),
-        server_p50_ms=more.server_p50_ms if more.server_p50_ms is not None else first.server_p50_ms,
+        # Server-side p50 of the union is not derivable from two p50s: a duration-weighted estimate.
+        server_p50_ms=weighted(first.server_p50_ms, more.server_p50_ms),
         server_mean_ms=weighted(first.server_mean_ms, more.server_mean_ms),
         client_saturated=first.client_saturated or more.client_saturated,
         latency_histogram=hist.to_dict() if hist is not None else first.latency_histogram,
-        **latencies,
     )
 
 
@@ -128,8 +132,10 @@ class PerfHandle:
     # -- building blocks -------------------------------------------------------------------------
     def _sampler(self, server: Server) -> ResourceSampler:
         gpu, reason = gpu_sampler_or_reason(self._context.gpu_indices)
-        if gpu is None and self._context.checks.ceilings and any(
-            c.metric.startswith("gpu_") for c in self._context.checks.ceilings
+        if (
+            gpu is None
+            and self._context.checks.ceilings
+            and any(c.metric.startswith("gpu_") for c in self._context.checks.ceilings)
         ):
             self.notes.append(f"GPU metrics unavailable: {reason}")
         return CompositeSampler(server.resource_sampler(), gpu)
@@ -204,11 +210,18 @@ class PerfHandle:
             baseline, notes = self._context.find_baseline(name)
             fingerprint = self._context.fingerprint(server)
             verdicts = self._judge(baseline, measurement, fingerprint)
-            while any(needs_more_windows(v) for v in verdicts) and len(measurement.windows) < rule.max_windows:
-                extra_windows = min(rule.max_windows - len(measurement.windows), max(3, rule.min_windows // 2))
+            while (
+                any(needs_more_windows(v) for v in verdicts) and len(measurement.windows) < rule.max_windows
+            ):
+                extra_windows = min(
+                    rule.max_windows - len(measurement.windows), max(3, rule.min_windows // 2)
+                )
                 more = measure_config(
-                    config, warmup_s=min(warm, 0.5), window_s=window,
-                    rule=StabilityRule(min_windows=extra_windows, max_windows=extra_windows), workers=workers,
+                    config,
+                    warmup_s=min(warm, 0.5),
+                    window_s=window,
+                    rule=StabilityRule(min_windows=extra_windows, max_windows=extra_windows),
+                    workers=workers,
                 )
                 server.check_alive()
                 measurement = merge_measurements(measurement, more)
@@ -229,6 +242,7 @@ class PerfHandle:
         min_ratio: float | None = None,
         labels: tuple[str, str] = ("a", "b"),
         rounds: int = 6,
+        max_rounds: int | None = None,
         warmup_s: float | None = None,
         window_s: float | None = None,
         **load: Any,
@@ -236,26 +250,49 @@ class PerfHandle:
         """Measure ``a`` and ``b`` in interleaved windows (A B B A ...) and assert a ratio of ``metric``,
         e.g. ``compare(int8, fp32, metric="p50_ms", max_ratio=0.6)`` for "int8 p50 <= 0.6x fp32".
         Immune to machine drift; the verdict is recorded and fails the test when the bound is broken.
+        While the interval straddles the bound, more rounds are measured, up to ``max_rounds``
+        (default 3 x ``rounds``); still undecided, the point estimate decides (see ``relative_failed``).
         """
         settings = self._context.settings
         a_config = self.load_config(a, **load)
         b_config = self.load_config(b, **load)
-        a.check_alive()
-        b.check_alive()
-        try:
-            ma, mb = measure_interleaved(
-                a_config, b_config, rounds,
-                warmup_s=settings.perf_warmup if warmup_s is None else warmup_s,
-                window_s=settings.perf_window if window_s is None else window_s,
+        warm = settings.perf_warmup if warmup_s is None else warmup_s
+        window = settings.perf_window if window_s is None else window_s
+
+        def pairs(n_rounds: int, warmup: float) -> tuple[Measurement, Measurement]:
+            a.check_alive()
+            b.check_alive()
+            result = measure_interleaved(a_config, b_config, n_rounds, warmup_s=warmup, window_s=window)
+            a.check_alive()
+            b.check_alive()
+            return result
+
+        def verdict_of(ma: Measurement, mb: Measurement) -> RelativeVerdict:
+            return judge_relative(
+                ma,
+                mb,
+                metric,
+                max_ratio=max_ratio,
+                min_ratio=min_ratio,
+                min_windows=min(rounds, 5),
+                label_a=labels[0],
+                label_b=labels[1],
             )
+
+        try:
+            ma, mb = pairs(rounds, warm)
+            verdict = verdict_of(ma, mb)
+            done = rounds
+            # An interval that straddles the bound is settled by more pairs, up to max_rounds in all.
+            while needs_more_windows(verdict) and done < (max_rounds or 3 * rounds):
+                more_a, more_b = pairs(rounds, min(warm, 0.5))
+                ma, mb = merge_measurements(ma, more_a), merge_measurements(mb, more_b)
+                done += rounds
+                verdict = verdict_of(ma, mb)
         finally:
             for config in (a_config, b_config):
                 if config.sampler is not None:
                     config.sampler.close()
-        a.check_alive()
-        b.check_alive()
-        verdict = judge_relative(ma, mb, metric, max_ratio=max_ratio, min_ratio=min_ratio,
-                                 min_windows=min(rounds, 5), label_a=labels[0], label_b=labels[1])
         self.relative.append(verdict)
         return ma, mb, verdict
 
@@ -272,5 +309,23 @@ class PerfHandle:
         if baseline is None:
             return []
         checks = self._context.checks
-        return judge(baseline, measurement, fingerprint, gate=checks.gate, tolerance=checks.tolerance,
-                     tolerances=checks.tolerances)
+        return judge(
+            baseline,
+            measurement,
+            fingerprint,
+            gate=checks.gate,
+            tolerance=checks.tolerance,
+            tolerances=checks.tolerances,
+        )
+
+
+def relative_failed(verdict: RelativeVerdict) -> bool:
+    """A comparison fails when its bound is broken with confidence, or, when still inconclusive after
+    the extra rounds, when the point estimate itself lies beyond the bound (the claim is not shown)."""
+    if verdict.failed:
+        return True
+    if verdict.verdict != "inconclusive" or verdict.ratio is None:
+        return False
+    too_high = verdict.max_ratio is not None and verdict.ratio > verdict.max_ratio
+    too_low = verdict.min_ratio is not None and verdict.ratio < verdict.min_ratio
+    return too_high or too_low

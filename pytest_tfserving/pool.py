@@ -52,6 +52,6 @@ class ServerPool:
         for server in servers:
             try:
                 server.stop()
-            except Exception as exc:  # noqa: BLE001 - report every failed stop, keep stopping
+            except Exception as exc:
                 errors.append(exc)
         return errors

@@ -32,7 +32,7 @@ from pytest_tfserving.baselines import (
 from pytest_tfserving.ceilings import check_ceilings, parse_perf_marker
 from pytest_tfserving.fingerprint import collect_fingerprint, compare_fingerprints, hash_model_dir
 from pytest_tfserving.options import Settings
-from pytest_tfserving.perf import PerfContext, PerfHandle
+from pytest_tfserving.perf import PerfContext, PerfHandle, relative_failed
 from pytest_tfserving.pool import ServerPool
 from pytest_tfserving.redis_service import (
     RedisService,
@@ -79,8 +79,12 @@ class TfservingSession:
             image = f"{s.tfserving_image}:{s.tfserving_tag}" if s.tfserving_tag else s.tfserving_image
             try:
                 self._choice = select_backend(
-                    s.tfserving_backend, image=image, binary=s.tfserving_binary, gpus=s.tfserving_gpus,
-                    external_grpc=s.tfserving_target, external_rest=s.tfserving_rest_url,
+                    s.tfserving_backend,
+                    image=image,
+                    binary=s.tfserving_binary,
+                    gpus=s.tfserving_gpus,
+                    external_grpc=s.tfserving_target,
+                    external_rest=s.tfserving_rest_url,
                 )
             except BackendError as exc:
                 raise pytest.UsageError(str(exc)) from None
@@ -112,8 +116,12 @@ class TfservingSession:
     # -- baselines and fingerprints --------------------------------------------------------------
     def _repo_root(self) -> Path:
         rootdir = Path(self.config.rootpath)
-        done = subprocess.run(["git", "-C", str(rootdir), "rev-parse", "--show-toplevel"],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            ["git", "-C", str(rootdir), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             raise BaselineError(
                 f"--baseline-ref needs a git repository; {rootdir} is not inside one ({done.stderr.strip()})"
@@ -143,18 +151,24 @@ class TfservingSession:
         key = id(server)
         if key not in self._fingerprints:
             backend, _ = self.backend()
-            models = {f"{m.name}/{m.variant}": hash_model_dir(m.base_path)
-                      for m in server.spec.models if Path(m.base_path).exists()}
+            models = {
+                f"{m.name}/{m.variant}": hash_model_dir(m.base_path)
+                for m in server.spec.models
+                if Path(m.base_path).exists()
+            }
             self._fingerprints[key] = collect_fingerprint(
-                backend=backend.name, server=server.description, models=models,
+                backend=backend.name,
+                server=server.description,
+                models=models,
                 server_flags=_spec_flags(server),
             )
         return self._fingerprints[key]
 
     def new_handle(self, item: pytest.Item) -> PerfHandle:
         marker = item.get_closest_marker("perf")
-        checks = parse_perf_marker(marker.kwargs if marker else {},
-                                   default_tolerance=self.settings.perf_tolerance)
+        checks = parse_perf_marker(
+            marker.kwargs if marker else {}, default_tolerance=self.settings.perf_tolerance
+        )
         context = PerfContext(
             settings=self.settings,
             checks=checks,
@@ -196,8 +210,11 @@ class TfservingSession:
             mid = measurement_id(item.nodeid, rec.name)
             ceilings = check_ceilings(handle._context.checks, rec.measurement)
             verdicts = tuple(rec.verdicts)
-            self.records.append(TestRecord(mid, rec.measurement, rec.baseline, verdicts, tuple(ceilings),
-                                           fingerprint=rec.fingerprint))
+            self.records.append(
+                TestRecord(
+                    mid, rec.measurement, rec.baseline, verdicts, tuple(ceilings), fingerprint=rec.fingerprint
+                )
+            )
             problems += [f"{mid}: {n}" for n in rec.notes]
             for failure in ceilings:
                 failed = True
@@ -207,8 +224,9 @@ class TfservingSession:
                     failed = True
                     problems.append(f"{mid}: {verdict.message()}")
                 elif verdict.verdict == "incomparable":
-                    diffs = compare_fingerprints(rec.baseline.fingerprint if rec.baseline else {},
-                                                 rec.fingerprint)
+                    diffs = compare_fingerprints(
+                        rec.baseline.fingerprint if rec.baseline else {}, rec.fingerprint
+                    )
                     text = f"{mid}: baseline from other hardware, not compared: " + "; ".join(diffs[:4])
                     problems.append(text)
                     failed = failed or (mismatch_fails and not self.settings.update_baselines)
@@ -220,9 +238,11 @@ class TfservingSession:
         if handle.relative:
             self.records.append(TestRecord(item.nodeid, verdicts=tuple(handle.relative)))
             for relative in handle.relative:
-                if relative.failed:
+                if relative_failed(relative):
                     failed = True
                     problems.append(f"{item.nodeid}: {relative.message()}")
+                elif relative.verdict == "inconclusive":
+                    problems.append(f"{item.nodeid}: {relative.message()} (point estimate within the bound)")
         if failed:
             pytest.fail("performance gate:\n" + "\n".join(problems), pytrace=False)
         for text in problems:
@@ -231,9 +251,11 @@ class TfservingSession:
     # -- hooks -----------------------------------------------------------------------------------
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         s = self.settings
-        lines = [f"tfserving: baselines {s.baselines_dir}"
-                 + (" (updating)" if s.update_baselines else "")
-                 + (f", judged against git ref {s.baseline_ref}" if s.baseline_ref else "")]
+        lines = [
+            f"tfserving: baselines {s.baselines_dir}"
+            + (" (updating)" if s.update_baselines else "")
+            + (f", judged against git ref {s.baseline_ref}" if s.baseline_ref else "")
+        ]
         _, reason = self.backend()
         lines.insert(0, f"tfserving: backend {reason}")
         return lines
@@ -273,7 +295,7 @@ class TfservingSession:
         if self._redis is not None:
             try:
                 self._redis.stop()
-            except Exception as exc:  # noqa: BLE001 - still remove the workdir, then report
+            except Exception as exc:
                 errors.append(exc)
             self._redis = None
         shutil.rmtree(self._workdir, ignore_errors=True)
@@ -310,9 +332,20 @@ class TfservingSession:
 
 def _spec_flags(server: RunningServer) -> list[str]:
     spec = server.spec
-    keys = ("intra_op", "inter_op", "session_parallelism", "rest_api_num_threads", "grpc_max_threads",
-            "enable_batching", "batching", "prefer_tflite_model", "num_tflite_pools",
-            "num_tflite_interpreters_per_pool", "enable_model_warmup", "extra_flags")
+    keys = (
+        "intra_op",
+        "inter_op",
+        "session_parallelism",
+        "rest_api_num_threads",
+        "grpc_max_threads",
+        "enable_batching",
+        "batching",
+        "prefer_tflite_model",
+        "num_tflite_pools",
+        "num_tflite_interpreters_per_pool",
+        "enable_model_warmup",
+        "extra_flags",
+    )
     return [f"{k}={getattr(spec, k)!r}" for k in keys if getattr(spec, k) not in (None, False, ())]
 
 

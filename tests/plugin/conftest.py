@@ -14,10 +14,11 @@ FAST_ARGS = (
     "--perf-window=0.5",
     "--perf-min-windows=6",
     "--perf-max-windows=10",
-    "-p", "no:cacheprovider",
+    "-p",
+    "no:cacheprovider",
 )
 
-CONFTEST = '''
+CONFTEST = """
 import pytest
 from pytest_tfserving.models.tiny import build_tiny_cnn
 from pytest_tfserving.serving.spec import ServerSpec
@@ -33,7 +34,7 @@ def tfserving_spec(tfserving_models):
         model = build_tiny_cnn()
     spec = tfserving_models.build(model, name="tiny", variant="fp32")
     return ServerSpec(models=(spec,), intra_op=1, inter_op=1)
-'''
+"""
 
 
 @pytest.fixture(scope="session")

@@ -28,9 +28,12 @@ def test_first_run_without_baseline_passes_and_writes_nothing(perf_project: pyte
     perf_project.makepyfile(test_perf=PERF_TEST)
     result = run(perf_project)
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*tfserving: backend embedded*", "*tfserving performance*",
-                                 "*test_latency*new (no baseline)*"])
-    assert not (perf_project.path / "baselines").exists() or not any((perf_project.path / "baselines").iterdir())
+    result.stdout.fnmatch_lines(
+        ["*tfserving: backend embedded*", "*tfserving performance*", "*test_latency*new (no baseline)*"]
+    )
+    assert not (perf_project.path / "baselines").exists() or not any(
+        (perf_project.path / "baselines").iterdir()
+    )
 
 
 def test_update_then_rerun_passes_and_slower_model_fails(perf_project: pytest.Pytester) -> None:
@@ -53,10 +56,12 @@ def test_update_then_rerun_passes_and_slower_model_fails(perf_project: pytest.Py
     use_slower_model(perf_project, 16)
     result = run(perf_project)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        "*performance gate:*",
-        "*p50_ms: regression*baseline * -> current *change +*CI*measured on*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*performance gate:*",
+            "*p50_ms: regression*baseline * -> current *change +*CI*measured on*",
+        ]
+    )
     assert baseline.read_text() == text
 
 

@@ -1,0 +1,96 @@
+"""merge_measurements (more windows for an inconclusive verdict) and the comparison failure rule."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pytest_tfserving.judge import RelativeVerdict
+from pytest_tfserving.load.histogram import Histogram
+from pytest_tfserving.perf import merge_measurements, relative_failed
+from pytest_tfserving.results import Measurement, WindowSummary
+
+
+def _measurement(latencies_ms: np.ndarray, duration_s: float, errors: int, cpu: float) -> Measurement:
+    hist = Histogram()
+    hist.record_many(latencies_ms)
+    windows = tuple(
+        WindowSummary(
+            start_s=float(i),
+            duration_s=1.0,
+            count=10,
+            errors=0,
+            p50_ms=float(np.median(chunk)),
+            p90_ms=0,
+            p95_ms=0,
+            p99_ms=0,
+            max_ms=float(chunk.max()),
+            mean_ms=float(chunk.mean()),
+            rps=10.0,
+            cpu_percent=cpu,
+            rss_mb=100.0,
+        )
+        for i, chunk in enumerate(np.array_split(latencies_ms, int(duration_s)))
+    )
+    count = latencies_ms.size + errors
+    return Measurement(
+        protocol="grpc",
+        mode="closed",
+        concurrency=1,
+        target_rps=None,
+        duration_s=duration_s,
+        count=count,
+        errors=errors,
+        errors_by_status={"UNAVAILABLE": errors} if errors else {},
+        p50_ms=hist.percentile(50),
+        p90_ms=hist.percentile(90),
+        p95_ms=hist.percentile(95),
+        p99_ms=hist.percentile(99),
+        max_ms=float(latencies_ms.max()),
+        mean_ms=hist.mean_ms,
+        rps=latencies_ms.size / duration_s,
+        windows=windows,
+        stable=True,
+        cpu_percent=cpu,
+        rss_mb=100.0,
+        latency_histogram=hist.to_dict(),
+    )
+
+
+def test_merged_measurement_is_the_union_of_both_runs() -> None:
+    rng = np.random.default_rng(0)
+    fast, slow = rng.uniform(1, 2, 400), rng.uniform(9, 10, 400)
+    merged = merge_measurements(_measurement(fast, 4, 1, 50.0), _measurement(slow, 4, 2, 70.0))
+    assert merged.count == 803 and merged.errors == 3
+    assert merged.errors_by_status == {"UNAVAILABLE": 3}
+    assert merged.duration_s == 8
+    assert len(merged.windows) == 8
+    assert [w.start_s for w in merged.windows] == [0, 1, 2, 3, 4, 5, 6, 7]
+    union = np.concatenate([fast, slow])
+    assert abs(merged.p90_ms - np.percentile(union, 90)) / np.percentile(union, 90) < 0.02
+    assert 1 < merged.p50_ms < 10
+    assert merged.cpu_percent == 60.0
+    assert merged.max_ms == slow.max()
+
+
+def _relative(verdict: str, ratio: float) -> RelativeVerdict:
+    return RelativeVerdict(
+        metric="p50_ms",
+        verdict=verdict,
+        ratio=ratio,
+        ci_low=ratio * 0.8,  # type: ignore[arg-type]
+        ci_high=ratio * 1.2,
+        max_ratio=0.6,
+        min_ratio=None,
+        n_pairs=6,
+        confidence=0.99,
+        label_a="int8",
+        label_b="fp32",
+        reason="",
+    )
+
+
+def test_an_unsettled_comparison_fails_only_when_its_estimate_breaks_the_bound() -> None:
+    assert relative_failed(_relative("fail", 0.9))
+    assert relative_failed(_relative("inconclusive", 0.65))
+    assert not relative_failed(_relative("inconclusive", 0.55))
+    assert not relative_failed(_relative("pass", 0.3))
