@@ -1,1 +1,22 @@
+"""Load generation: payloads, gRPC/REST clients, closed and open loops, windows; no pytest imports."""
 
+from __future__ import annotations
+
+from pytest_tfserving.load.histogram import Histogram
+from pytest_tfserving.load.payloads import PayloadError, PayloadOptions
+from pytest_tfserving.load.runner import LoadConfig, measure, measure_config, measure_interleaved
+from pytest_tfserving.load.server_latency import ServerLatencySnapshot, ServerLatencySource
+from pytest_tfserving.load.summary import StabilityRule
+
+__all__ = [
+    "Histogram",
+    "LoadConfig",
+    "PayloadError",
+    "PayloadOptions",
+    "ServerLatencySnapshot",
+    "ServerLatencySource",
+    "StabilityRule",
+    "measure",
+    "measure_config",
+    "measure_interleaved",
+]

@@ -1,0 +1,119 @@
+"""Client-side overhead of the gRPC load generator: client p50 minus server-side p50 (goal <= 0.3 ms).
+
+Concurrency 1 against the embedded server with the tiny model and Prometheus monitoring on. The server
+side comes from ``:tensorflow:serving:request_latency`` (per-window deltas): its p50 is interpolated in
+coarse buckets, so the mean difference (exact ``_sum``/``_count``) is printed too. What remains is the
+client library, the loopback network and the server's gRPC layer outside its timer.
+
+    .venv/bin/python benchmarks/grpc_overhead.py [--windows 8] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pytest_tfserving.embedded.launch import embedded_command, start_server
+from pytest_tfserving.load import measure
+from pytest_tfserving.metrics.prometheus import DEFAULT_PATH, PrometheusScraper
+
+
+def export_tiny_model(base: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; from pytest_tfserving.models.tiny import *; "
+        "export_savedmodel(build_tiny_cnn(), Path(sys.argv[1]))"
+    )
+    subprocess.run([sys.executable, "-c", code, str(base / "1")], check=True, capture_output=True)
+
+
+def sync_client_p50_ms(target: str, requests: int = 1500) -> float:
+    """Reference: the same request from a plain blocking grpc stub, no asyncio."""
+    import time
+
+    import grpc
+
+    from pytest_tfserving.load.payloads import PayloadOptions, build_pool, fetch_signature
+    from pytest_tfserving.load.wire import PREDICT_METHOD
+
+    pool = build_pool(
+        fetch_signature(target, "grpc", "tiny"),
+        "grpc",
+        "tiny",
+        "serving_default",
+        PayloadOptions(pool_size=64),
+    )
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary(PREDICT_METHOD)
+        times = []
+        for i in range(requests):
+            t0 = time.perf_counter()
+            call(pool.body(i), timeout=10)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times[100:]) * 1000.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--windows", type=int, default=8, help="1 s windows per round (default 8)")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    print(f"load average: {os.getloadavg()}  cores: {os.cpu_count()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        models, monitoring = Path(tmp) / "m", Path(tmp) / "monitoring.config"
+        export_tiny_model(models)
+        monitoring.write_text(f'prometheus_config {{ enable: true, path: "{DEFAULT_PATH}" }}\n')
+        server = start_server(
+            embedded_command(
+                "--port=0",
+                "--rest_api_port=0",
+                "--model_name=tiny",
+                f"--model_base_path={models}",
+                f"--monitoring_config_file={monitoring}",
+            ),
+            timeout_s=300,
+        )
+        try:
+            scraper = PrometheusScraper(server.rest_url + DEFAULT_PATH, labels={"model_name": "tiny"})
+            p50_gaps, mean_gaps, sync_p50, ours_p50 = [], [], [], []
+            for r in range(args.rounds):
+                sync_p50.append(sync_client_p50_ms(server.grpc_target))
+                m = measure(
+                    server.grpc_target,
+                    "tiny",
+                    concurrency=1,
+                    warmup_s=1.0,
+                    window_s=1.0,
+                    min_windows=args.windows,
+                    max_windows=args.windows,
+                    server_latency=scraper.scrape,
+                )
+                assert m.server_p50_ms is not None and m.server_mean_ms is not None
+                p50_gaps.append(m.p50_ms - m.server_p50_ms)
+                ours_p50.append(m.p50_ms)
+                mean_gaps.append(m.mean_ms - m.server_mean_ms)
+                print(
+                    f"round {r}: client p50 {m.p50_ms:.3f} ms, server p50 {m.server_p50_ms:.3f} ms "
+                    f"-> {p50_gaps[-1]:.3f} ms; client mean {m.mean_ms:.3f}, server mean "
+                    f"{m.server_mean_ms:.3f} -> {mean_gaps[-1]:.3f} ms; {m.rps:.0f} req/s, "
+                    f"loop CPU {m.extra['client_loop_cpu_max']:.2f}; "
+                    f"blocking grpc client p50 {sync_p50[-1]:.3f} ms"
+                )
+        finally:
+            server.stop()
+    print(
+        f"median over rounds: p50 gap {statistics.median(p50_gaps):.3f} ms, mean gap "
+        f"{statistics.median(mean_gaps):.3f} ms (goal <= 0.3 ms); blocking grpc client p50 "
+        f"{statistics.median(sync_p50):.3f} ms vs ours {statistics.median(ours_p50):.3f} ms"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Our REST closed loop at saturation against ``wrk`` on the same endpoint (goal: >= 0.8x wrk req/s).
+
+Same embedded server (tiny model), same body, same number of keep-alive connections; wrk and our loop
+run in alternating rounds so drift hits both. wrk (Debian package ``wrk``) POSTs through a small Lua
+script. Prints req/s of each round and the ratio of medians.
+
+    .venv/bin/python benchmarks/load_vs_wrk.py [--connections 8] [--seconds 10] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pytest_tfserving.embedded.launch import embedded_command, start_server
+from pytest_tfserving.load import PayloadOptions, measure
+from pytest_tfserving.load.payloads import build_pool, fetch_signature
+
+LUA = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open(os.getenv("WRK_BODY"), "rb")
+wrk.body = f:read("*a")
+f:close()
+"""
+
+
+def export_tiny_model(base: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; from pytest_tfserving.models.tiny import *; "
+        "export_savedmodel(build_tiny_cnn(), Path(sys.argv[1]))"
+    )
+    subprocess.run([sys.executable, "-c", code, str(base / "1")], check=True, capture_output=True)
+
+
+def run_wrk(url: str, connections: int, seconds: int, script: Path, body: Path) -> tuple[float, str]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "WRK_BODY": str(body)},
+    )
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
+    if not match:
+        raise RuntimeError(f"unexpected wrk output:\n{out.stdout}\n{out.stderr}")
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out.stdout)
+    return float(match.group(1)), f"non-2xx {bad.group(1)}" if bad else "all 2xx"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk not found: apt-get install wrk")
+        return 2
+    print(f"load average: {os.getloadavg()}  cores: {os.cpu_count()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        models = Path(tmp) / "m"
+        export_tiny_model(models)
+        server = start_server(
+            embedded_command(
+                "--port=0", "--rest_api_port=0", "--model_name=tiny", f"--model_base_path={models}"
+            ),
+            timeout_s=300,
+        )
+        try:
+            signature = fetch_signature(server.rest_url, "rest", "tiny")
+            body = Path(tmp) / "body.json"
+            body.write_bytes(
+                build_pool(signature, "rest", "tiny", "serving_default", PayloadOptions(pool_size=1)).body(0)
+            )
+            script = Path(tmp) / "post.lua"
+            script.write_text(LUA)
+            url = f"{server.rest_url}/v1/models/tiny:predict"
+            run_wrk(url, args.connections, 2, script, body)  # warm-up
+            ours, theirs = [], []
+            for r in range(args.rounds):
+                rps, note = run_wrk(url, args.connections, args.seconds, script, body)
+                theirs.append(rps)
+                m = measure(
+                    server.rest_url,
+                    "tiny",
+                    protocol="rest",
+                    concurrency=args.connections,
+                    signature=signature,
+                    payloads=PayloadOptions(pool_size=1),
+                    warmup_s=1.0,
+                    window_s=1.0,
+                    min_windows=args.seconds,
+                    max_windows=args.seconds,
+                )
+                ours.append(m.rps)
+                print(
+                    f"round {r}: wrk {rps:8.1f} req/s ({note}); ours {m.rps:8.1f} req/s "
+                    f"(errors {m.errors}, p50 {m.p50_ms:.2f} ms, "
+                    f"loop CPU {m.extra['client_loop_cpu_max']:.2f})"
+                )
+        finally:
+            server.stop()
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    print(
+        f"median: ours {statistics.median(ours):.1f} / wrk {statistics.median(theirs):.1f} req/s "
+        f"= {ratio:.2f}x (goal >= 0.8x)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
