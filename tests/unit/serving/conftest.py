@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -27,21 +28,26 @@ def _load(path: Path, module_name: str) -> ModuleType:
 def real_protos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModuleType]:
     """The upstream schemas compiled by protoc (not our runtime descriptors): the grammar to check."""
     import grpc_tools
-    from grpc_tools import protoc
 
     out = tmp_path_factory.mktemp("compiled_protos")
     well_known = Path(grpc_tools.__file__).parent / "_proto"
-    rc = protoc.main(
+    # In a child process: protoc's C++ protobuf crashes once TensorFlow's is loaded in this one.
+    done = subprocess.run(
         [
-            "protoc",
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
             f"-I{PROTO_ROOT}",
             f"-I{well_known}",
             f"--python_out={out}",
             BATCHING_PROTO,
             MONITORING_PROTO,
-        ]
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    assert rc == 0, "protoc failed on tests/data/protos"
+    assert done.returncode == 0, f"protoc failed on tests/data/protos: {done.stderr}"
     return {
         "batching": _load(out / BATCHING_PROTO.replace(".proto", "_pb2.py"), "_tfs_test_batching_pb2"),
         "monitoring": _load(out / MONITORING_PROTO.replace(".proto", "_pb2.py"), "_tfs_test_monitoring_pb2"),
