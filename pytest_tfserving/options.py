@@ -6,6 +6,7 @@ Precedence is CLI > ini > default. CLI defaults are ``None`` so an ini value can
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,21 +44,30 @@ def _choice(valid: tuple[str, ...]) -> Callable[[str], str]:
 
 
 def _positive_float(value: str) -> float:
-    number = float(value)
-    if number <= 0:
-        raise ValueError(f"{value!r} must be > 0")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{value!r} must be a number > 0, e.g. 0.5")
     return number
 
 
 def _positive_int(value: str) -> int:
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
     if number <= 0:
-        raise ValueError(f"{value!r} must be a positive integer")
+        raise ValueError(f"{value!r} must be a positive integer, e.g. 6")
     return number
 
 
 def _fraction(value: str) -> float:
-    number = float(value)
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
     if not 0 <= number < 1:
         raise ValueError(f"{value!r} must be a fraction in [0, 1), e.g. 0.1 for 10%")
     return number

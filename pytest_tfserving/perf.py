@@ -6,11 +6,14 @@ reads back what it recorded when the test's call phase ends.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_tfserving.backends.base import ServerCrashed
 from pytest_tfserving.baselines import Baseline
 from pytest_tfserving.ceilings import PerfChecks
 from pytest_tfserving.judge import MetricVerdict, RelativeVerdict, judge, judge_relative, needs_more_windows
@@ -65,6 +68,25 @@ def server_latency_source(server: Server, model_name: str) -> Callable[[], Serve
         return tuple(zip(state.bounds, state.cumulative, strict=True)), state.count, state.sum
 
     return snapshot
+
+
+@contextlib.contextmanager
+def crash_explains_errors(*servers: Server, grace_s: float = 1.0) -> Iterator[None]:
+    """An error while a server is dead is the crash's symptom (reset connections, a vanished pid):
+    raise the server's ServerCrashed, which carries its exit status and log, chained to the symptom."""
+    try:
+        yield
+    except Exception as symptom:
+        deadline = time.monotonic() + grace_s  # the reset can reach us just before the exit is reaped
+        while True:
+            for server in servers:
+                try:
+                    server.check_alive()
+                except ServerCrashed as crashed:
+                    raise crashed from symptom
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def merge_measurements(first: Measurement, more: Measurement) -> Measurement:
@@ -198,10 +220,24 @@ class PerfHandle:
         ``load``: protocol ("grpc"/"rest"), mode ("closed"/"open"), concurrency, rate, arrival,
         model, signature_name, payloads (PayloadOptions), timeout_s.
         """
+        with crash_explains_errors(server):
+            return self._measure(server, name, min_windows, max_windows, warmup_s, window_s, workers, load)
+
+    def _measure(
+        self,
+        server: Server,
+        name: str | None,
+        min_windows: int | None,
+        max_windows: int | None,
+        warmup_s: float | None,
+        window_s: float | None,
+        workers: int,
+        load: dict[str, Any],
+    ) -> Measurement:
         settings = self._context.settings
         rule = self._rule(min_windows, max_windows)
-        config = self.load_config(server, **load)
         server.check_alive()
+        config = self.load_config(server, **load)
         warm = settings.perf_warmup if warmup_s is None else warmup_s
         window = settings.perf_window if window_s is None else window_s
         try:
@@ -254,15 +290,17 @@ class PerfHandle:
         (default 3 x ``rounds``); still undecided, the point estimate decides (see ``relative_failed``).
         """
         settings = self._context.settings
-        a_config = self.load_config(a, **load)
-        b_config = self.load_config(b, **load)
+        with crash_explains_errors(a, b):
+            a_config = self.load_config(a, **load)
+            b_config = self.load_config(b, **load)
         warm = settings.perf_warmup if warmup_s is None else warmup_s
         window = settings.perf_window if window_s is None else window_s
 
         def pairs(n_rounds: int, warmup: float) -> tuple[Measurement, Measurement]:
             a.check_alive()
             b.check_alive()
-            result = measure_interleaved(a_config, b_config, n_rounds, warmup_s=warmup, window_s=window)
+            with crash_explains_errors(a, b):
+                result = measure_interleaved(a_config, b_config, n_rounds, warmup_s=warmup, window_s=window)
             a.check_alive()
             b.check_alive()
             return result
