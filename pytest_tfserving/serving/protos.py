@@ -115,9 +115,9 @@ UPSTREAM_BATCH_TIMEOUT_MICROS = 0
 def parse_batching_parameters(text: str) -> BatchingSpec:
     """Read a batching parameters file as tensorflow_model_server would.
 
-    Fields left out take tensorflow_model_server's defaults (max_batch_size 1000, batch_timeout_micros 0,
-    max_enqueued_batches and num_batch_threads stay None: the server's 10 and one per CPU); ``thread_pool_name`` only names
-    threads and is ignored.
+    Fields left out take tensorflow_model_server's defaults: max_batch_size 1000, batch_timeout_micros
+    0; max_enqueued_batches and num_batch_threads stay None (the server's 10 and one per CPU).
+    ``thread_pool_name`` only names threads and is ignored.
     """
     message = _parse(text, "BatchingParameters", "batching parameters file")
     for name in _UNSUPPORTED_BATCHING:
