@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pytest_tfserving.cleanup import parent_death_preexec
+
 GRPC_LINE = re.compile(r"Running gRPC ModelServer at [^\s:]+:(\d+)")
 REST_LINE = re.compile(r"Exporting HTTP/REST API at:[^\s:]+:(\d+)")
 
@@ -82,6 +84,7 @@ def start_server(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         env=environment,
+        preexec_fn=parent_death_preexec(),  # dies with us, even when we are killed hard
     )
     server = ServerProcess(process)
     threading.Thread(target=server._pump, name="server-log", daemon=True).start()

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_tfserving.cleanup import parent_death_preexec
+
 MODEL = "tiny"
 METRICS_PATH = "/monitoring/prometheus/metrics"
 _STARTUP_TIMEOUT_S = 240.0  # TF import plus model load on a busy shared 2-core machine
@@ -46,7 +48,9 @@ def embedded_server(base_path: Path, log: Path, *extra_flags: str) -> Iterator[S
         *extra_flags,
     ]
     with log.open("wb") as sink:
-        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            cmd, stdout=sink, stderr=subprocess.STDOUT, env=env, preexec_fn=parent_death_preexec()
+        )
     try:
         deadline = time.monotonic() + _STARTUP_TIMEOUT_S
         while True:
