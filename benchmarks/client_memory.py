@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,15 +23,8 @@ import psutil
 
 from pytest_tfserving.embedded.launch import embedded_command, start_server
 from pytest_tfserving.load import measure
+from pytest_tfserving.models.tiny import export_tiny_model_in_child
 from pytest_tfserving.results import WindowSummary
-
-
-def export_tiny_model(base: Path) -> None:
-    code = (
-        "import sys; from pathlib import Path; from pytest_tfserving.models.tiny import *; "
-        "export_savedmodel(build_tiny_cnn(), Path(sys.argv[1]))"
-    )
-    subprocess.run([sys.executable, "-c", code, str(base / "1")], check=True, capture_output=True)
 
 
 def main() -> int:
@@ -44,7 +36,7 @@ def main() -> int:
     me = psutil.Process()
     print(f"load average: {os.getloadavg()}  cores: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
-        export_tiny_model(Path(tmp))
+        export_tiny_model_in_child(Path(tmp) / "1")
         server = start_server(
             embedded_command(
                 "--port=0", "--rest_api_port=0", "--model_name=tiny", f"--model_base_path={tmp}"

@@ -61,8 +61,16 @@ def _start(paths: dict[str, Path], workdir: Path) -> Any:
 def _run(server: Any, model: str, windows: int) -> dict[str, Any]:
     from pytest_tfserving.load.runner import measure
 
-    m = measure(server.endpoints.grpc_target, model, protocol="grpc", concurrency=1, warmup_s=WARMUP_S,
-                window_s=WINDOW_S, min_windows=windows, max_windows=windows)
+    m = measure(
+        server.endpoints.grpc_target,
+        model,
+        protocol="grpc",
+        concurrency=1,
+        warmup_s=WARMUP_S,
+        window_s=WINDOW_S,
+        min_windows=windows,
+        max_windows=windows,
+    )
     return m.to_dict()
 
 
@@ -77,8 +85,13 @@ def calibrate(root: Path, workdir: Path, candidates: list[int], rounds: int) -> 
     try:
         base = LoadConfig(target, "tiny_l0", concurrency=1)
         for n in candidates[1:]:
-            a, b = measure_interleaved(LoadConfig(target, f"tiny_l{n}", concurrency=1), base, rounds=rounds,
-                                       warmup_s=1.0, window_s=WINDOW_S)
+            a, b = measure_interleaved(
+                LoadConfig(target, f"tiny_l{n}", concurrency=1),
+                base,
+                rounds=rounds,
+                warmup_s=1.0,
+                window_s=WINDOW_S,
+            )
             ratios = [wa.p50_ms / wb.p50_ms for wa, wb in zip(a.windows, b.windows, strict=True)]
             shifts[n] = statistics.median(ratios) - 1
     finally:
@@ -97,29 +110,45 @@ def collect(args: argparse.Namespace) -> None:
     slow5 = min(args.candidates, key=lambda n: abs(shifts[n] - 0.05))
     slow10 = min((n for n in args.candidates if n != slow5), key=lambda n: abs(shifts[n] - 0.10))
     roles = {"base": "tiny_l0", "slow5": f"tiny_l{slow5}", "slow10": f"tiny_l{slow10}"}
-    print(f"chosen: slow5 = {slow5} extra layers ({shifts[slow5]:+.1%}), "
-          f"slow10 = {slow10} extra layers ({shifts[slow10]:+.1%})", flush=True)
+    print(
+        f"chosen: slow5 = {slow5} extra layers ({shifts[slow5]:+.1%}), "
+        f"slow10 = {slow10} extra layers ({shifts[slow10]:+.1%})",
+        flush=True,
+    )
     paths = _export_models(root, [0, slow5, slow10])
     runs: list[dict[str, Any]] = []
     plan = ["base", "slow5", "slow10", "base"]
     for r in range(args.rounds):
         server = _start(paths, workdir)
         try:
-            order = plan[r % len(plan):] + plan[: r % len(plan)]
+            order = plan[r % len(plan) :] + plan[: r % len(plan)]
             for role in order:
                 data = _run(server, roles[role], args.windows)
                 runs.append({"round": r, "role": role, "model": roles[role], "measurement": data})
-                print(f"round {r} {role:6s} p50 {data['p50_ms']:.3f} ms  rps {data['rps']:.0f}  "
-                      f"({time.monotonic() - t0:.0f} s)", flush=True)
+                print(
+                    f"round {r} {role:6s} p50 {data['p50_ms']:.3f} ms  rps {data['rps']:.0f}  "
+                    f"({time.monotonic() - t0:.0f} s)",
+                    flush=True,
+                )
         finally:
             server.stop()
-        Path(args.out).write_text(json.dumps({"roles": roles, "calibration": shifts, "window_s": WINDOW_S,
-                                              "warmup_s": WARMUP_S, "runs": runs}, indent=1))
+        Path(args.out).write_text(
+            json.dumps(
+                {
+                    "roles": roles,
+                    "calibration": shifts,
+                    "window_s": WINDOW_S,
+                    "warmup_s": WARMUP_S,
+                    "runs": runs,
+                },
+                indent=1,
+            )
+        )
     print(f"wrote {args.out} ({len(runs)} runs, {time.monotonic() - t0:.0f} s)")
 
 
 def _chunks(values: list[float], k: int) -> list[list[float]]:
-    return [values[i:i + k] for i in range(0, len(values) - k + 1, k)]
+    return [values[i : i + k] for i in range(0, len(values) - k + 1, k)]
 
 
 def analyze(args: argparse.Namespace) -> None:
@@ -132,8 +161,10 @@ def analyze(args: argparse.Namespace) -> None:
     for role, m in runs:
         by_role.setdefault(role, []).append(m.window_values(args.metric))
     base_all = [v for vals in by_role["base"] for v in vals]
-    print(f"{len(runs)} real runs ({', '.join(f'{k}: {len(v)}' for k, v in by_role.items())}), "
-          f"{args.metric}, window {data['window_s']} s, warm-up {data['warmup_s']} s")
+    print(
+        f"{len(runs)} real runs ({', '.join(f'{k}: {len(v)}' for k, v in by_role.items())}), "
+        f"{args.metric}, window {data['window_s']} s, warm-up {data['warmup_s']} s"
+    )
     for role in ("slow5", "slow10"):
         role_all = [v for vals in by_role[role] for v in vals]
         effect = statistics.median(role_all) / statistics.median(base_all) - 1
@@ -157,8 +188,11 @@ def analyze(args: argparse.Namespace) -> None:
                             if role == "base" and i == j:
                                 continue  # never compare a run with itself
                             t = time.perf_counter()
-                            verdicts.append(judge_metric(args.metric, base, chunk, tolerance=tol,
-                                                         alpha=args.alpha).verdict)
+                            verdicts.append(
+                                judge_metric(
+                                    args.metric, base, chunk, tolerance=tol, alpha=args.alpha
+                                ).verdict
+                            )
                             times.append(time.perf_counter() - t)
                 rows[role] = verdicts
             aa = rows["base"]
@@ -168,14 +202,17 @@ def analyze(args: argparse.Namespace) -> None:
             inc = aa.count("inconclusive") / len(aa)
             d5 = rows["slow5"].count("regression") / len(rows["slow5"])
             d10 = rows["slow10"].count("regression") / len(rows["slow10"])
-            print(f"{k:>3} {tol:>5.0%} {args.alpha:>6} {len(aa):>9} {fa:>11.1%} {inc:>8.1%} "
-                  f"{len(rows['slow5']):>8} {d5:>9.1%} {len(rows['slow10']):>9} {d10:>10.1%} {seconds:>9.2f}")
+            print(
+                f"{k:>3} {tol:>5.0%} {args.alpha:>6} {len(aa):>9} {fa:>11.1%} {inc:>8.1%} "
+                f"{len(rows['slow5']):>8} {d5:>9.1%} {len(rows['slow10']):>9} {d10:>10.1%} {seconds:>9.2f}"
+            )
     print("\ns/verdict = warm-up + K windows measured + judge compute time (the baseline is a stored file)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("collect")
     c.add_argument("--out", default="gate_runs.json")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,15 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pytest_tfserving.embedded.launch import embedded_command, start_server
 from pytest_tfserving.load import measure
+from pytest_tfserving.models.tiny import export_tiny_model_in_child
 from pytest_tfserving.metrics.prometheus import DEFAULT_PATH, PrometheusScraper
-
-
-def export_tiny_model(base: Path) -> None:
-    code = (
-        "import sys; from pathlib import Path; from pytest_tfserving.models.tiny import *; "
-        "export_savedmodel(build_tiny_cnn(), Path(sys.argv[1]))"
-    )
-    subprocess.run([sys.executable, "-c", code, str(base / "1")], check=True, capture_output=True)
 
 
 def sync_client_p50_ms(target: str, requests: int = 1500) -> float:
@@ -67,7 +59,7 @@ def main() -> int:
     print(f"load average: {os.getloadavg()}  cores: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
         models, monitoring = Path(tmp) / "m", Path(tmp) / "monitoring.config"
-        export_tiny_model(models)
+        export_tiny_model_in_child(models / "1")
         monitoring.write_text(f'prometheus_config {{ enable: true, path: "{DEFAULT_PATH}" }}\n')
         server = start_server(
             embedded_command(

@@ -24,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from pytest_tfserving.embedded.launch import embedded_command, start_server
 from pytest_tfserving.load import PayloadOptions, measure
 from pytest_tfserving.load.payloads import build_pool, fetch_signature
+from pytest_tfserving.models.tiny import export_tiny_model_in_child
 
 LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -31,14 +32,6 @@ local f = io.open(os.getenv("WRK_BODY"), "rb")
 wrk.body = f:read("*a")
 f:close()
 """
-
-
-def export_tiny_model(base: Path) -> None:
-    code = (
-        "import sys; from pathlib import Path; from pytest_tfserving.models.tiny import *; "
-        "export_savedmodel(build_tiny_cnn(), Path(sys.argv[1]))"
-    )
-    subprocess.run([sys.executable, "-c", code, str(base / "1")], check=True, capture_output=True)
 
 
 def run_wrk(url: str, connections: int, seconds: int, script: Path, body: Path) -> tuple[float, str]:
@@ -68,7 +61,7 @@ def main() -> int:
     print(f"load average: {os.getloadavg()}  cores: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp) / "m"
-        export_tiny_model(models)
+        export_tiny_model_in_child(models / "1")
         server = start_server(
             embedded_command(
                 "--port=0", "--rest_api_port=0", "--model_name=tiny", f"--model_base_path={models}"

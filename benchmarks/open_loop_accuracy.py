@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -20,15 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pytest_tfserving.embedded.launch import embedded_command, start_server
 from pytest_tfserving.load import measure
-
-
-def export_tiny_model(base: Path) -> None:
-    """Export in a child process so this (load generator) process never imports TensorFlow."""
-    code = (
-        "import sys; from pathlib import Path; from pytest_tfserving.models.tiny import *; "
-        "export_savedmodel(build_tiny_cnn(), Path(sys.argv[1]))"
-    )
-    subprocess.run([sys.executable, "-c", code, str(base / "1")], check=True, capture_output=True)
+from pytest_tfserving.models.tiny import export_tiny_model_in_child
 
 
 def main() -> int:
@@ -38,7 +29,7 @@ def main() -> int:
     args = parser.parse_args()
     print(f"load average: {os.getloadavg()}  cores: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
-        export_tiny_model(Path(tmp))
+        export_tiny_model_in_child(Path(tmp) / "1")
         server = start_server(
             embedded_command(
                 "--port=0", "--rest_api_port=0", "--model_name=tiny", f"--model_base_path={tmp}"

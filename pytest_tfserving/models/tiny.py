@@ -31,3 +31,23 @@ def export_savedmodel(model: Any, path: Path) -> Path:
     path = Path(path)
     model.export(str(path), format="tf_saved_model", verbose=False)
     return path
+
+
+def export_tiny_model_in_child(version_dir: Path, **build_kwargs: Any) -> Path:
+    """Export ``build_tiny_cnn(**build_kwargs)`` to ``version_dir`` from a child process, so the caller
+    (a load generator, a benchmark) never imports TensorFlow itself."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; from pathlib import Path; "
+        "from pytest_tfserving.models.tiny import build_tiny_cnn, export_savedmodel; "
+        "export_savedmodel(build_tiny_cnn(**json.loads(sys.argv[2])), Path(sys.argv[1]))"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(version_dir), json.dumps(build_kwargs)],
+        check=True,
+        capture_output=True,
+    )
+    return Path(version_dir)
