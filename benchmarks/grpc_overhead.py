@@ -21,8 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pytest_tfserving.embedded.launch import embedded_command, start_server
 from pytest_tfserving.load import measure
-from pytest_tfserving.models.tiny import export_tiny_model_in_child
 from pytest_tfserving.metrics.prometheus import DEFAULT_PATH, PrometheusScraper
+from pytest_tfserving.models.tiny import export_tiny_model_in_child
 
 
 def sync_client_p50_ms(target: str, requests: int = 1500) -> float:
