@@ -64,6 +64,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     with session.exclusive_perf_lock():
         try:
             result = yield
+        except (pytest.skip.Exception, pytest.xfail.Exception):
+            raise  # an outcome the test chose, not an error of the measurement
         except BaseException as exc:
             session.record_error(item, exc)
             raise

@@ -246,7 +246,9 @@ class TfservingSession:
             for relative in handle.relative:
                 if relative_failed(relative):
                     failed = True
-                    problems.append(f"{item.nodeid}: {relative.message()}")
+                    unsettled = relative.verdict == "inconclusive"
+                    why = " -> not shown: the point estimate itself breaks the bound" if unsettled else ""
+                    problems.append(f"{item.nodeid}: {relative.message()}{why}")
                 elif relative.verdict == "inconclusive":
                     problems.append(f"{item.nodeid}: {relative.message()} (point estimate within the bound)")
         if failed:
