@@ -4,18 +4,21 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+LOCK := pytest_tfserving/images/runtime-lock.txt
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
 .PHONY: test perf setup venv redis engine images lint clean
 
 setup: venv redis
 
-$(STAMP): pyproject.toml
+# Runtime dependencies are installed at the versions of $(LOCK), the same ones the stand-in image
+# runs; `python -m pytest_tfserving.images lock` refreshes it after a deliberate upgrade.
+$(STAMP): pyproject.toml $(LOCK)
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 (apt-get install python3.11 python3.11-venv) or run make PYTHON=python3"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,plots,gpu]'
+	$(PY) -m pip install --quiet -c $(LOCK) -e '.[dev,plots,gpu]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
 venv: $(STAMP)

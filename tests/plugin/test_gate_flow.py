@@ -14,7 +14,10 @@ from tests.plugin.conftest import FAST_ARGS, use_slower_model
 PERF_TEST = """
 import pytest
 
-@pytest.mark.perf(max_error_rate=0)
+# A wide tolerance: these tests check the flow, and each run starts a fresh server whose speed drifts
+# by more than 10 % on a busy 2-core machine; the slower model is many times slower. The gate's
+# sensitivity is measured by benchmarks/gate_quality.py, not here.
+@pytest.mark.perf(max_error_rate=0, tolerance=0.5)
 def test_latency(tfserving_server, perf):
     perf.measure(tfserving_server, concurrency=1)
 """
