@@ -50,6 +50,18 @@ def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=10.0, socket_connect_timeout=5.0)
 
 
+def _flush(url: str, *, everything: bool) -> None:
+    """Empty every database (a server we own) or only the URL's database (someone else's server)."""
+    client = _client(url)
+    try:
+        if everything:
+            client.flushall()
+        else:
+            client.flushdb()
+    finally:
+        client.close()
+
+
 def _ping(url: str) -> bool:
     client = _client(url)
     try:
@@ -75,11 +87,7 @@ class LocalRedis:
 
     def flush(self) -> None:
         self.process.check_alive()
-        client = self.client()
-        try:
-            client.flushall()
-        finally:
-            client.close()
+        _flush(self.url, everything=True)
 
     def logs(self) -> str:
         return self.process.logs()
@@ -167,11 +175,7 @@ class ContainerRedis:
         return _client(self.url)
 
     def flush(self) -> None:
-        client = self.client()
-        try:
-            client.flushall()
-        finally:
-            client.close()
+        _flush(self.url, everything=True)
 
     def logs(self) -> str:
         try:
@@ -263,11 +267,7 @@ class ExternalRedis:
 
     def flush(self) -> None:
         """FLUSHDB of the URL's database (not FLUSHALL: other databases on that server are not ours)."""
-        client = self.client()
-        try:
-            client.flushdb()
-        finally:
-            client.close()
+        _flush(self.url, everything=False)
 
     def stop(self) -> None:
         """Not ours to stop."""
