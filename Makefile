@@ -8,7 +8,7 @@ LOCK := pytest_tfserving/images/runtime-lock.txt
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: test perf setup venv redis engine images lint clean
+.PHONY: test perf baselines setup venv redis engine images lint clean
 
 setup: venv redis
 
@@ -45,6 +45,13 @@ test: setup
 
 perf: setup
 	set -o pipefail; $(PY) -m pytest perf_suites -m perf --perf-report-md reports/perf.md --perf-report-json reports/perf.json $(PYTEST_ARGS)
+
+# Record the suite's baselines with a run history: RUNS separate sessions (each starts its own
+# servers), so the gate can test a PR's run against run-to-run drift (docs/GATE.md, "Run history").
+RUNS ?= 3
+baselines: setup
+	set -o pipefail; for i in $$(seq $(RUNS)); do echo "== baseline run $$i of $(RUNS)"; \
+	  $(PY) -m pytest perf_suites -m perf --update-baselines $(PYTEST_ARGS) || exit $$?; done
 
 lint: venv
 	$(VENV)/bin/ruff check pytest_tfserving tests perf_suites benchmarks

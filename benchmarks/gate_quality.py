@@ -151,62 +151,98 @@ def _chunks(values: list[float], k: int) -> list[list[float]]:
     return [values[i : i + k] for i in range(0, len(values) - k + 1, k)]
 
 
+def _pairs(
+    runs: list[tuple[int, str, list[float]]], k: int, history: int
+) -> dict[str, list[tuple[list[float], list[float], list[float]]]]:
+    """(baseline windows, baseline run medians, current chunk) per role, always from different servers.
+
+    ``history`` 1: the baseline is the first K windows of one base run (the judge's window-level
+    test). ``history`` H > 1: the baseline is H base runs from H other rounds (server instances),
+    the newest one's windows kept, as ``--update-baselines`` run H times would record them.
+    """
+    base_runs = [(rnd, vals) for rnd, role, vals in runs if role == "base" and len(vals) >= k]
+    first_per_round: dict[int, list[float]] = {}
+    for rnd, vals in base_runs:
+        first_per_round.setdefault(rnd, vals)
+    rounds = sorted(first_per_round)
+    out: dict[str, list[tuple[list[float], list[float], list[float]]]] = {}
+    for rnd, role, vals in runs:
+        for chunk in _chunks(vals, k):
+            if history == 1:
+                for other, base in base_runs:
+                    if other != rnd:
+                        out.setdefault(role, []).append((base[:k], [], chunk))
+                continue
+            others = [r for r in rounds if r != rnd]
+            if len(others) < history:
+                continue
+            for start in range(len(others)):
+                chosen = [others[(start + i) % len(others)] for i in range(history)]
+                medians = [statistics.median(first_per_round[r]) for r in chosen]
+                out.setdefault(role, []).append((first_per_round[chosen[-1]][:k], medians, chunk))
+    return out
+
+
 def analyze(args: argparse.Namespace) -> None:
-    from pytest_tfserving.judge import Verdict, judge_metric
+    from pytest_tfserving.judge import judge_metric
     from pytest_tfserving.results import Measurement
 
     data = json.loads(Path(args.runs).read_text())
-    runs = [(r["role"], Measurement.from_dict(r["measurement"])) for r in data["runs"]]
+    runs = [
+        (r["round"], r["role"], Measurement.from_dict(r["measurement"]).window_values(args.metric))
+        for r in data["runs"]
+    ]
     by_role: dict[str, list[list[float]]] = {}
-    for role, m in runs:
-        by_role.setdefault(role, []).append(m.window_values(args.metric))
+    for _, role, vals in runs:
+        by_role.setdefault(role, []).append(vals)
     base_all = [v for vals in by_role["base"] for v in vals]
     print(
         f"{len(runs)} real runs ({', '.join(f'{k}: {len(v)}' for k, v in by_role.items())}), "
         f"{args.metric}, window {data['window_s']} s, warm-up {data['warmup_s']} s"
     )
+    effects = {}
     for role in ("slow5", "slow10"):
         role_all = [v for vals in by_role[role] for v in vals]
-        effect = statistics.median(role_all) / statistics.median(base_all) - 1
-        print(f"  real effect {role}: {effect:+.2%} (median of all windows vs base)")
+        effects[role] = statistics.median(role_all) / statistics.median(base_all) - 1
+        print(f"  real effect {role}: {effects[role]:+.2%} (median of all windows vs base)")
     print("run medians:", {k: [round(statistics.median(v), 3) for v in vals] for k, vals in by_role.items()})
     print()
-    header = f"{'K':>3} {'tol':>5} {'alpha':>6} {'A/A pairs':>9} {'false alarm':>11} {'inconcl.':>8} "
-    header += f"{'5% pairs':>8} {'detect 5%':>9} {'10% pairs':>9} {'detect 10%':>10} {'s/verdict':>9}"
+    header = f"{'hist':>4} {'K':>3} {'tol':>5} {'A/A pairs':>9} {'false alarm':>11} {'inconcl.':>8} "
+    header += f"{'slow5 pairs':>11} {'detected':>8} {'slow10 pairs':>12} {'detected':>8} {'s/verdict':>9}"
     print(header)
-    for k in args.k:
-        for tol in args.tolerance:
-            # baseline: the first K windows of a base run; current: a chunk of K windows of another run
-            base_chunks = [(i, vals[:k]) for i, vals in enumerate(by_role["base"]) if len(vals) >= k]
-            rows: dict[str, list[Verdict]] = {}
-            times: list[float] = []
-            for role in ("base", "slow5", "slow10"):
-                verdicts = []
-                for j, vals in enumerate(by_role[role]):
-                    for chunk in _chunks(vals, k):
-                        for i, base in base_chunks:
-                            if role == "base" and i == j:
-                                continue  # never compare a run with itself
-                            t = time.perf_counter()
-                            verdicts.append(
-                                judge_metric(
-                                    args.metric, base, chunk, tolerance=tol, alpha=args.alpha
-                                ).verdict
-                            )
-                            times.append(time.perf_counter() - t)
-                rows[role] = verdicts
-            aa = rows["base"]
-            judge_s = statistics.mean(times)
-            seconds = data["warmup_s"] + k * data["window_s"] + judge_s
-            fa = aa.count("regression") / len(aa)
-            inc = aa.count("inconclusive") / len(aa)
-            d5 = rows["slow5"].count("regression") / len(rows["slow5"])
-            d10 = rows["slow10"].count("regression") / len(rows["slow10"])
-            print(
-                f"{k:>3} {tol:>5.0%} {args.alpha:>6} {len(aa):>9} {fa:>11.1%} {inc:>8.1%} "
-                f"{len(rows['slow5']):>8} {d5:>9.1%} {len(rows['slow10']):>9} {d10:>10.1%} {seconds:>9.2f}"
-            )
-    print("\ns/verdict = warm-up + K windows measured + judge compute time (the baseline is a stored file)")
+    for history in args.history:
+        for k in args.k:
+            pairs = _pairs(runs, k, history)
+            for tol in args.tolerance:
+                rows: dict[str, list[str]] = {}
+                times: list[float] = []
+                for role, items in pairs.items():
+                    verdicts = []
+                    for base, medians, chunk in items:
+                        t = time.perf_counter()
+                        verdicts.append(judge_metric(args.metric, base, chunk, tolerance=tol,
+                                                     alpha=args.alpha, baseline_runs=medians).verdict)
+                        times.append(time.perf_counter() - t)
+                    rows[role] = verdicts
+                aa = rows.get("base", [])
+                if not aa:
+                    print(f"{history:>4} {k:>3}: not enough rounds for a history of {history}")
+                    continue
+                seconds = data["warmup_s"] + k * data["window_s"] + statistics.mean(times)
+
+                def rate(role: str, rows: dict[str, list[str]] = rows) -> str:
+                    got = rows.get(role, [])
+                    return f"{got.count('regression') / len(got):.1%}" if got else "-"
+
+                print(
+                    f"{history:>4} {k:>3} {tol:>5.0%} {len(aa):>9} {rate('base'):>11} "
+                    f"{aa.count('inconclusive') / len(aa):>8.1%} {len(rows.get('slow5', [])):>11} "
+                    f"{rate('slow5'):>8} {len(rows.get('slow10', [])):>12} {rate('slow10'):>8} "
+                    f"{seconds:>9.2f}"
+                )
+    print("\nhist = baseline runs (1: window-level test on one run; H: run-level test on H runs, each on "
+          "its own server)\ns/verdict = warm-up + K windows measured + judge compute time "
+          "(the baseline is a stored file)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--k", type=int, nargs="+", default=[5, 10, 20])
     a.add_argument("--tolerance", type=float, nargs="+", default=[0.10, 0.05, 0.03])
     a.add_argument("--alpha", type=float, default=0.01)
+    a.add_argument("--history", type=int, nargs="+", default=[1, 3, 5],
+                   help="baseline runs: 1 = one run (window-level test), H = H runs from other servers")
     args = parser.parse_args(argv)
     collect(args) if args.cmd == "collect" else analyze(args)
     return 0

@@ -16,14 +16,17 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pytest_tfserving.results import Measurement
+from pytest_tfserving.fingerprint import compare_fingerprints
+from pytest_tfserving.results import HIGHER_IS_BETTER, LOWER_IS_BETTER, Measurement
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS: frozenset[int] = frozenset({1, 2})  # 1: no run history (read as a history of one run)
+DEFAULT_HISTORY = 5  # runs kept per baseline: enough to estimate run-to-run spread, recent enough to matter
 HEADLINE_METRICS: tuple[str, ...] = (
     "p50_ms",
     "p95_ms",
@@ -44,21 +47,67 @@ class BaselineError(ValueError):
 
 
 @dataclass(frozen=True)
+class RunSummary:
+    """One recorded run of a test, reduced to what the judge needs across runs: the median of each
+    metric's window values. Runs of one baseline come from separate sessions (separate server starts),
+    so their spread is the run-to-run drift that window statistics cannot see."""
+
+    created: str
+    values: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"created": self.created, "values": dict(self.values)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSummary:
+        values = {str(k): float(v) for k, v in dict(data["values"]).items() if v is not None}
+        return cls(created=str(data.get("created", "")), values=values)
+
+
+def summarize_run(measurement: Measurement, created: str) -> RunSummary:
+    """Median of the window values of every gated-kind metric the run measured."""
+    values: dict[str, float] = {}
+    for name in sorted(LOWER_IS_BETTER | HIGHER_IS_BETTER):
+        window_values = sorted(v for v in measurement.window_values(name) if math.isfinite(v))
+        if window_values:
+            mid = len(window_values) // 2
+            values[name] = (
+                window_values[mid] if len(window_values) % 2
+                else (window_values[mid - 1] + window_values[mid]) / 2
+            )
+    return RunSummary(created, values)
+
+
+@dataclass(frozen=True)
 class Baseline:
+    """The latest recorded run of a test (``measurement``, every window) plus the summaries of the
+    runs recorded before it on the same deployment (``runs``, oldest first, the latest included)."""
+
     nodeid: str
     measurement: Measurement
     fingerprint: dict[str, Any]
     created: str  # ISO 8601, UTC
     schema_version: int = SCHEMA_VERSION
     source: str = ""  # file path or "REF:path" it was read from
+    runs: tuple[RunSummary, ...] = ()
+
+    @property
+    def history(self) -> tuple[RunSummary, ...]:
+        """The recorded runs, oldest first; a baseline without history is a history of its one run."""
+        return self.runs or (summarize_run(self.measurement, self.created),)
+
+    def run_values(self, metric: str) -> list[float]:
+        """One value per recorded run (the median of that run's windows) for ``metric``."""
+        return [run.values[metric] for run in self.history if metric in run.values]
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema_version": self.schema_version,
+            "schema_version": SCHEMA_VERSION,
             "nodeid": self.nodeid,
             "created": self.created,
             "fingerprint": self.fingerprint,
             "measurement": _trimmed(self.measurement.to_dict()),
+            "runs": [run.to_dict() for run in self.history],
         }
 
 
@@ -84,10 +133,14 @@ class Change:
     nodeid: str
     created: bool  # no previous baseline
     metrics: tuple[MetricChange, ...] = field(default=())
+    runs: int = 1  # runs in the baseline's history after the write
+    history_note: str = ""  # why the history was kept or restarted
 
     def lines(self) -> list[str]:
         head = f"{'new' if self.created else 'updated'} baseline {self.path} ({self.nodeid})"
-        return [head, *("  " + m.line() for m in self.metrics)]
+        history = f"  history: {self.runs} run{'s' if self.runs != 1 else ''}"
+        history += f" ({self.history_note})" if self.history_note else ""
+        return [head, *("  " + m.line() for m in self.metrics), history]
 
 
 def baseline_filename(nodeid: str) -> str:
@@ -165,17 +218,19 @@ def parse_baseline(text: str, source: str) -> Baseline:
     if not isinstance(data, dict):
         raise BaselineError(f"baseline {source} is not a JSON object; {fix}")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_SCHEMAS:
         hint = (
             "it was written by a newer pytest-tfserving; upgrade the plugin"
             if isinstance(version, int) and version > SCHEMA_VERSION
             else fix
         )
         raise BaselineError(
-            f"baseline {source} has schema_version {version!r}, this plugin reads {SCHEMA_VERSION}; {hint}"
+            f"baseline {source} has schema_version {version!r}, this plugin reads "
+            f"{', '.join(map(str, sorted(READABLE_SCHEMAS)))}; {hint}"
         )
     try:
         measurement = Measurement.from_dict(data["measurement"])
+        runs = tuple(RunSummary.from_dict(run) for run in data.get("runs") or ())
         return Baseline(
             nodeid=str(data["nodeid"]),
             measurement=measurement,
@@ -183,8 +238,9 @@ def parse_baseline(text: str, source: str) -> Baseline:
             created=str(data.get("created", "")),
             schema_version=version,
             source=source,
+            runs=runs,
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BaselineError(f"baseline {source} is missing or has bad fields ({exc!r}); {fix}") from None
 
 
@@ -233,22 +289,58 @@ def write_baseline(
     fingerprint: Mapping[str, Any],
     *,
     created: str | None = None,
+    join_history: bool = False,
+    history_reason: str = "",
+    history: int = DEFAULT_HISTORY,
 ) -> Change:
     """Record ``measurement`` as the baseline at ``path`` (atomic: readers see old or new, never half).
 
-    Raises ``BaselineError`` without touching the file when the existing one is unreadable.
+    ``join_history`` appends this run to the old baseline's run history, keeping the newest
+    ``history`` runs; otherwise the history restarts with this run alone. ``history_reason`` says
+    why, for the printed change. Raises ``BaselineError`` without touching the file when
+    the existing one is unreadable.
     """
+    if history < 1:
+        raise ValueError(f"history={history!r} must be >= 1 (runs kept per baseline)")
     path = Path(path)
     old = load_baseline(path)
     stamp = created or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-    baseline = Baseline(nodeid, measurement, dict(fingerprint), stamp, source=str(path))
+    previous = old.history if (old is not None and join_history) else ()
+    runs = (*previous, summarize_run(measurement, stamp))[-history:]
+    baseline = Baseline(nodeid, measurement, dict(fingerprint), stamp, source=str(path), runs=runs)
     _atomic_write(path, dumps_baseline(baseline))
     pairs = (
         (name, None if old is None else old.measurement.metric(name), measurement.metric(name))
         for name in HEADLINE_METRICS
     )
     metrics = tuple(MetricChange(name, a, b) for name, a, b in pairs if a is not None or b is not None)
-    return Change(path, nodeid, old is None, metrics)
+    return Change(path, nodeid, old is None, metrics, runs=len(runs), history_note=history_reason)
+
+
+def history_decision(
+    old: Baseline | None, fingerprint: Mapping[str, Any], verdicts: Sequence[Any]
+) -> tuple[bool, str]:
+    """Should a refreshed run join the old baseline's run history? (join, reason for the printout)
+
+    Only runs of the same deployment belong together: same fingerprint (hardware, server, model
+    hashes, flags) and no significant change judged against the old baseline's runs. Otherwise the
+    new run starts a new history, so an accepted regression does not mix with the runs it replaced.
+    A verdict from the window-level test (history shorter than the judge's minimum) does not restart
+    the history: that test cannot tell drift between sessions from a change, and restarting on it
+    would keep a noisy machine from ever collecting the runs that can.
+    """
+    if old is None:
+        return False, "first run"
+    differences = compare_fingerprints(old.fingerprint, fingerprint)
+    if differences:
+        return False, "restarted: " + "; ".join(differences[:2])
+    changed = sorted({
+        v.metric for v in verdicts
+        if v.verdict in ("regression", "improvement") and getattr(v, "baseline_runs", 0) > 0
+    })
+    if changed:
+        return False, f"restarted: significant change in {', '.join(changed)}"
+    return True, "same deployment, no significant change"
 
 
 def _git(repo_root: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -30,6 +30,7 @@ DEFAULT_ALPHA = 0.01
 DEFAULT_MIN_WINDOWS = 5
 DEFAULT_BOOTSTRAP = 2000
 DEFAULT_SEED = 0
+DEFAULT_MIN_RUNS = 3  # baseline runs needed before the judge tests against run-to-run spread
 
 
 def _lower_is_better(metric: str) -> bool:
@@ -73,6 +74,7 @@ class MetricVerdict:
     hardware_current: str
     reason: str
     more_windows_help: bool = False
+    baseline_runs: int = 0  # > 0: judged against this many recorded runs (run-to-run spread)
 
     @property
     def failed(self) -> bool:
@@ -80,11 +82,14 @@ class MetricVerdict:
 
     def message(self) -> str:
         head = f"{self.metric}: {self.verdict}"
-        values = (f"baseline {_fmt(self.baseline)} (median of {self.n_baseline} windows) -> current "
+        base = (f"geometric mean of {self.baseline_runs} recorded runs" if self.baseline_runs
+                else f"median of {self.n_baseline} windows")
+        values = (f"baseline {_fmt(self.baseline)} ({base}) -> current "
                   f"{_fmt(self.current)} (median of {self.n_current} windows)")
         stats = f"change {_pct(self.change)} (tolerance {self.tolerance:.0%})"
         if self.ci_low is not None and self.ci_high is not None:
-            stats += f", {self.confidence:.0%} CI {_pct(self.ci_low)}..{_pct(self.ci_high)}"
+            interval = "prediction interval" if self.baseline_runs else "CI"
+            stats += f", {self.confidence:.0%} {interval} {_pct(self.ci_low)}..{_pct(self.ci_high)}"
         if self.p_value is not None:
             stats += f", p={self.p_value:.2g}"
         if self.hardware_baseline == self.hardware_current:
@@ -170,6 +175,53 @@ def _mann_whitney_p(base: np.ndarray, cur: np.ndarray, alternative: str) -> floa
     return float(mannwhitneyu(cur, base, alternative=alternative).pvalue)
 
 
+def _between_runs(
+    runs: np.ndarray, cur: np.ndarray, alpha: float
+) -> tuple[float, float, float, float, float]:
+    """Is the current run outside what the recorded runs predict for one more run?
+
+    On log values: the runs' mean and spread give a Student-t prediction for a new run's median
+    (n - 1 degrees of freedom, scale ``s * sqrt(1 + 1/n)``). The spread is floored at the current
+    run's own standard error, so near-identical recorded runs cannot make a noisy run look
+    significant. Returns (baseline centre, change, prediction low, high, one-sided p).
+    """
+    from scipy.stats import t as student_t
+
+    logs = np.log(runs)
+    n = logs.size
+    centre = float(logs.mean())
+    cur_logs = np.log(cur[cur > 0])
+    standard_error = float(cur_logs.std(ddof=1) / math.sqrt(cur_logs.size)) if cur_logs.size > 1 else 0.0
+    spread = max(float(logs.std(ddof=1)), standard_error, 1e-9)
+    scale = spread * math.sqrt(1 + 1 / n)
+    diff = float(math.log(float(np.median(cur)))) - centre
+    quantile = float(student_t.ppf(1 - alpha, n - 1))
+    p_value = float(student_t.sf(abs(diff) / scale, n - 1))
+    return (math.exp(centre), math.exp(diff) - 1, math.exp(diff - quantile * scale) - 1,
+            math.exp(diff + quantile * scale) - 1, p_value)
+
+
+def _judge_against_runs(
+    judged: MetricVerdict, runs: np.ndarray, cur: np.ndarray, metric: str, alpha: float
+) -> MetricVerdict:
+    centre, change, low, high, p_value = _between_runs(runs, cur, alpha)
+    judged = replace(judged, baseline=centre, change=change, ci_low=low, ci_high=high, p_value=p_value,
+                     baseline_runs=int(runs.size))
+    spread = f"the run-to-run spread of {runs.size} recorded runs"
+    if abs(change) <= judged.tolerance:
+        return replace(judged, verdict="pass", reason="within tolerance")
+    worse = (change > 0) == _lower_is_better(metric)
+    evidence = p_value < alpha
+    if worse and evidence:
+        return replace(judged, verdict="regression", reason=f"worse beyond tolerance and beyond {spread}")
+    if worse:
+        return replace(judged, verdict="inconclusive",
+                       reason=f"worse beyond tolerance but within {spread}; more windows do not narrow it")
+    if evidence:
+        return replace(judged, verdict="improvement", reason=f"better beyond tolerance and beyond {spread}")
+    return replace(judged, verdict="pass", reason=f"better, but within {spread}")
+
+
 def judge_metric(
     metric: str,
     baseline_values: Sequence[float],
@@ -182,8 +234,16 @@ def judge_metric(
     seed: int = DEFAULT_SEED,
     hardware_baseline: str = "unknown hardware",
     hardware_current: str = "unknown hardware",
+    baseline_runs: Sequence[float] = (),
+    min_runs: int = DEFAULT_MIN_RUNS,
 ) -> MetricVerdict:
-    """Judge one metric from per-window values of the baseline and the current run."""
+    """Judge one metric from per-window values of the baseline and the current run.
+
+    ``baseline_runs``: one value per recorded baseline run (each the median of that run's windows,
+    each from its own session). With at least ``min_runs`` positive values the evidence is the
+    between-run test (is this run outside the spread of the recorded runs?); otherwise it is the
+    window-level test, which sees noise within a run only.
+    """
     _lower_is_better(metric)
     if not 0 < alpha < 0.5:
         raise ValueError(f"alpha={alpha!r} must be in (0, 0.5), e.g. 0.01")
@@ -210,6 +270,9 @@ def judge_metric(
         fix = "record the baseline again with more windows" if short == "baseline" else "measure more windows"
         return replace(measured, reason=f"the {short} has fewer than {min_windows} windows; {fix}",
                        more_windows_help=short == "current run")
+    runs = _finite(baseline_runs)
+    if runs.size >= max(min_runs, 2) and np.all(runs > 0) and med_c > 0:
+        return _judge_against_runs(measured, runs, cur, metric, alpha)
     ci_low, ci_high = _bootstrap_ratio_ci(base, cur, alpha, n_bootstrap, seed)
     went_up = change > 0
     p_value = _mann_whitney_p(base, cur, "greater" if went_up else "less")
@@ -220,8 +283,10 @@ def judge_metric(
     ci_excludes_zero = (ci_low or 0.0) > 0 if went_up else (ci_high or 0.0) < 0
     evidence = p_value < alpha and ci_excludes_zero
     worse = went_up == _lower_is_better(metric)
+    one_run = (f"the baseline has {runs.size or 1} recorded run{'s' if runs.size > 1 else ''}, so "
+               f"run-to-run drift is not in this test (record {min_runs} with --update-baselines)")
     if worse and evidence:
-        return replace(judged, verdict="regression", reason="worse beyond tolerance")
+        return replace(judged, verdict="regression", reason=f"worse beyond tolerance; {one_run}")
     if worse:
         return replace(judged, verdict="inconclusive", more_windows_help=True,
                        reason="worse beyond tolerance but the windows are too noisy to tell")
@@ -242,6 +307,7 @@ def judge(
     min_windows: int = DEFAULT_MIN_WINDOWS,
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = DEFAULT_SEED,
+    min_runs: int = DEFAULT_MIN_RUNS,
 ) -> list[MetricVerdict]:
     """One verdict per gated metric; a different ``hardware_key`` gives ``incomparable`` for all."""
     hw_base = hardware_key(baseline.fingerprint) if baseline.fingerprint else "unknown hardware"
@@ -261,6 +327,8 @@ def judge(
             seed=seed,
             hardware_baseline=hw_base,
             hardware_current=hw_cur,
+            baseline_runs=baseline.run_values(metric),
+            min_runs=min_runs,
         )
         for metric in gate
     ]

@@ -245,6 +245,14 @@ OPTIONS: tuple[Option, ...] = (
         flag=True,
     ),
     Option(
+        "--baseline-history",
+        "baseline_history",
+        5,
+        _positive_int,
+        "runs kept per baseline: each --update-baselines session on the same deployment adds one, so "
+        "the gate can test against run-to-run drift once 3 are recorded (default: 5)",
+    ),
+    Option(
         "--baseline-ref",
         "baseline_ref",
         None,
@@ -302,6 +310,7 @@ class Settings:
     perf_tolerance: float
     baselines_dir: Path
     update_baselines: bool
+    baseline_history: int
     baseline_ref: str | None
     perf_hardware_mismatch: str
     perf_report_md: Path | None

@@ -26,6 +26,7 @@ from pytest_tfserving.baselines import (
     BaselineError,
     Change,
     baseline_path,
+    history_decision,
     load_baseline,
     read_baseline_from_git,
     write_baseline,
@@ -240,7 +241,11 @@ class TfservingSession:
                     problems.append(f"{mid}: {verdict.message()}")
             if self.settings.update_baselines and not ceilings:
                 path = baseline_path(self.settings.baselines_dir, mid)
-                self.baseline_changes.append(write_baseline(path, mid, rec.measurement, rec.fingerprint))
+                join, why = history_decision(load_baseline(path, mid), rec.fingerprint, verdicts)
+                self.baseline_changes.append(write_baseline(
+                    path, mid, rec.measurement, rec.fingerprint, join_history=join, history_reason=why,
+                    history=self.settings.baseline_history,
+                ))
         if handle.relative:
             self.records.append(TestRecord(item.nodeid, verdicts=tuple(handle.relative)))
             for relative in handle.relative:

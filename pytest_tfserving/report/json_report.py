@@ -29,6 +29,7 @@ def record_to_dict(record: TestRecord) -> dict[str, Any]:
             "created": record.baseline.created,
             "fingerprint": record.baseline.fingerprint,
             "measurement": record.baseline.measurement.to_dict(),
+            "runs": [run.to_dict() for run in record.baseline.history],
         }
     return {
         "nodeid": record.nodeid,
