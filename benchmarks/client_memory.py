@@ -32,17 +32,26 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--protocol", choices=["grpc", "rest"], default="grpc")
+    parser.add_argument(
+        "--batching",
+        action="store_true",
+        help="serve with --enable_batching (max batch 32, 1 ms timeout) so the server can keep up",
+    )
     args = parser.parse_args()
     me = psutil.Process()
     print(f"load average: {os.getloadavg()}  cores: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
-        export_tiny_model_in_child(Path(tmp) / "1")
-        server = start_server(
-            embedded_command(
-                "--port=0", "--rest_api_port=0", "--model_name=tiny", f"--model_base_path={tmp}"
-            ),
-            timeout_s=300,
-        )
+        models = Path(tmp) / "m"
+        export_tiny_model_in_child(models / "1")
+        flags = ["--port=0", "--rest_api_port=0", "--model_name=tiny", f"--model_base_path={models}"]
+        if args.batching:
+            params = Path(tmp) / "batching.config"
+            params.write_text(
+                "max_batch_size { value: 32 }\nbatch_timeout_micros { value: 1000 }\n"
+                "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 1000 }\n"
+            )
+            flags += ["--enable_batching=true", f"--batching_parameters_file={params}"]
+        server = start_server(embedded_command(*flags), timeout_s=300)
         rss: list[tuple[float, float]] = []
 
         def note(window: WindowSummary) -> None:

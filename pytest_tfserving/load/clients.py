@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import ClassVar, Protocol
 
+from pytest_tfserving.load.http1 import Http1Client
 from pytest_tfserving.load.payloads import RequestPool
 from pytest_tfserving.load.wire import PREDICT_METHOD
 
@@ -60,7 +61,8 @@ class GrpcClient:
 
 
 class RestClient:
-    """aiohttp with keep-alive connections, at most ``connections`` of them."""
+    """Keep-alive connections, at most ``connections`` of them: our lean HTTP/1.1 client for ``http``
+    (see ``http1``), aiohttp for ``https``."""
 
     _HEADERS: ClassVar[dict[str, str]] = {"Content-Type": "application/json"}
 
@@ -73,7 +75,11 @@ class RestClient:
             raise ValueError(f"connections must be >= 1, got {connections}")
         self._aiohttp = aiohttp
         self._pool = pool
+        self._timeout_s = timeout_s
         self._url = f"{url.rstrip('/')}/v1/models/{model_name}:predict"
+        self._lean = Http1Client(self._url, connections, self._HEADERS) if url.startswith("http://") else None
+        if self._lean is not None:
+            return
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=connections, ttl_dns_cache=None),
             timeout=aiohttp.ClientTimeout(total=timeout_s),
@@ -82,6 +88,14 @@ class RestClient:
         )
 
     async def send(self, i: int) -> tuple[bool, str]:
+        if self._lean is not None:
+            try:
+                status = await self._lean.post(self._pool.body(i), self._timeout_s)
+            except asyncio.TimeoutError:
+                return False, TIMEOUT
+            except OSError:  # ConnectionError and refused/reset connects
+                return False, CONNECTION
+            return status == 200, str(status)
         try:
             async with self._session.post(self._url, data=self._pool.body(i), headers=self._HEADERS) as resp:
                 await resp.read()
@@ -93,7 +107,10 @@ class RestClient:
         return status == 200, str(status)
 
     async def close(self) -> None:
-        await self._session.close()
+        if self._lean is not None:
+            await self._lean.close()
+        else:
+            await self._session.close()
 
 
 def open_client(
