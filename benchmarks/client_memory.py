@@ -47,8 +47,8 @@ def main() -> int:
         if args.batching:
             params = Path(tmp) / "batching.config"
             params.write_text(
-                "max_batch_size { value: 32 }\nbatch_timeout_micros { value: 1000 }\n"
-                "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 1000 }\n"
+                "max_batch_size { value: 128 }\nbatch_timeout_micros { value: 2000 }\n"
+                "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 1000 }\n"
             )
             flags += ["--enable_batching=true", f"--batching_parameters_file={params}"]
         server = start_server(embedded_command(*flags), timeout_s=300)

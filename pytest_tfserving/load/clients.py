@@ -65,6 +65,7 @@ class RestClient:
     (see ``http1``), aiohttp for ``https``."""
 
     _HEADERS: ClassVar[dict[str, str]] = {"Content-Type": "application/json"}
+    lean_http: ClassVar[bool] = True  # False: aiohttp for http too (benchmarks compare the two)
 
     def __init__(
         self, url: str, model_name: str, pool: RequestPool, timeout_s: float, connections: int
@@ -77,7 +78,9 @@ class RestClient:
         self._pool = pool
         self._timeout_s = timeout_s
         self._url = f"{url.rstrip('/')}/v1/models/{model_name}:predict"
-        self._lean = Http1Client(self._url, connections, self._HEADERS) if url.startswith("http://") else None
+        self._lean = Http1Client(self._url, connections, self._HEADERS) if (
+            self.lean_http and url.startswith("http://")
+        ) else None
         if self._lean is not None:
             return
         self._session = aiohttp.ClientSession(
