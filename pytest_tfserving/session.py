@@ -197,7 +197,12 @@ class TfservingSession:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def record_error(self, item: pytest.Item, exc: BaseException) -> None:
-        self.records.append(TestRecord(item.nodeid, error=f"{type(exc).__name__}: {exc}"))
+        # A failed assertion (pytest.fail included) is the test's verdict; anything else (a crashed
+        # server, a broken backend) is an error of the measurement and is reported as one.
+        failed = isinstance(exc, (AssertionError, pytest.fail.Exception))
+        self.records.append(
+            TestRecord(item.nodeid, error=f"{type(exc).__name__}: {exc}", assertion_failed=failed)
+        )
 
     def judge_test(self, item: pytest.Item) -> None:
         """Record the test's results; fail it on broken ceilings, regressions or failed comparisons."""

@@ -49,7 +49,7 @@ def render_markdown(records: Iterable[TestRecord], title: str = "Performance gat
             if diffs:
                 notes.append("environment differs from the baseline: " + "; ".join(diffs))
         if r.error:
-            notes.append("error:\n\n```\n" + r.error.strip() + "\n```")
+            notes.append(f"{r.failure_kind}:\n\n```\n" + r.error.strip() + "\n```")
         if notes:
             details.append(f"<details><summary><code>{r.nodeid}</code>: {r.outcome}</summary>\n")
             details += [f"- {n}" for n in notes]

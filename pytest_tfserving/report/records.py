@@ -27,13 +27,18 @@ class TestRecord:
     ceiling_failures: tuple[Failure, ...] = ()
     error: str | None = None
     fingerprint: Mapping[str, Any] | None = field(default=None)
+    assertion_failed: bool = False  # ``error`` is the test's own failed assertion, not a crash
+
+    @property
+    def failure_kind(self) -> str:
+        return "failed" if self.assertion_failed else "error"
 
     @property
     def outcome(self) -> Outcome:
         """The worst thing that happened, in the order a reviewer needs to know it."""
         kinds = {v.verdict for v in self.verdicts}
         if self.error:
-            return "error"
+            return "failed" if self.assertion_failed else "error"
         if self.ceiling_failures or kinds & {"regression", "fail"}:
             return "failed"
         if "inconclusive" in kinds:
@@ -84,8 +89,8 @@ def record_rows(record: TestRecord) -> list[Row]:
     """Table rows for one record: one per verdict and broken ceiling, or one saying why there are none."""
     rows: list[Row] = []
     if record.error:
-        first = record.error.strip().splitlines()[0] if record.error.strip() else "error"
-        rows.append(Row(record.nodeid, "-", "-", "-", "-", f"error: {first}"))
+        first = record.error.strip().splitlines()[0] if record.error.strip() else record.failure_kind
+        rows.append(Row(record.nodeid, "-", "-", "-", "-", f"{record.failure_kind}: {first}"))
     for v in record.verdicts:
         if isinstance(v, RelativeVerdict):
             ci = "-" if v.ci_low is None or v.ci_high is None else f"{v.ci_low:.3g}..{v.ci_high:.3g}x"

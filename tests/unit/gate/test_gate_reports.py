@@ -143,3 +143,15 @@ def test_png_from_window_p50s_and_names(records: list[TestRecord], tmp_path: Pat
     assert len(paths) == 4  # the errored record has nothing to draw
     assert tmp_path / "plots" / "perf__test_resnet__test_fp32-grpc.png" in paths
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_a_failed_assertion_is_a_failure_not_an_error() -> None:
+    """The test's own assertion (e.g. a hit ratio) failed: the table says failed, a crash says error."""
+    failed = TestRecord("t.py::test_cache", error="AssertionError: hit ratio 0.000", assertion_failed=True)
+    crashed = TestRecord("t.py::test_crash", error="ServerCrashed: exit code 137")
+    assert (failed.outcome, crashed.outcome) == ("failed", "error")
+    lines = format_table([failed, crashed], width=120)
+    assert any("failed: AssertionError: hit ratio 0.000" in line for line in lines)
+    assert any("error: ServerCrashed" in line for line in lines)
+    markdown = render_markdown([failed])
+    assert "failed:\n\n```\nAssertionError" in markdown
