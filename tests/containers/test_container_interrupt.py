@@ -50,6 +50,12 @@ def test_holds_containers(redis, server):
 """
 
 
+def default_sigint() -> None:
+    """Ctrl-C as from a terminal, even when this run was started in the background with SIGINT
+    ignored (children inherit that, and Python would then install no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_run_leaves_no_container(
     engine: Any, standin: ImageRefs, model_root: Path, tmp_path: Path, signum: int
@@ -70,7 +76,9 @@ def test_interrupted_run_leaves_no_container(
     cmd = [sys.executable, "-m", "pytest", str(child), "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
     log = tmp_path / "child.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=default_sigint
+        )
         try:
             deadline = time.monotonic() + 240
             while not ready.exists():

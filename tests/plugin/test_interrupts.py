@@ -101,6 +101,13 @@ def leftovers(roots: list[int], known: set[int]) -> list[str]:
     return described
 
 
+def default_sigint() -> None:
+    """Give the child Ctrl-C as a terminal would. A shell running us in the background (``cmd &``
+    without job control) starts us with SIGINT ignored, children inherit that, and Python then
+    installs no KeyboardInterrupt handler: the SIGINT under test would be lost."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def pytest_process(perf_project: pytest.Pytester) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """``python -m pytest`` on the hanging test (the entry point loads the plugin); killed if still
@@ -122,6 +129,7 @@ def pytest_process(perf_project: pytest.Pytester) -> Iterator[tuple[subprocess.P
                 "test_hang.py",
             ],
             cwd=perf_project.path,
+            preexec_fn=default_sigint,
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
