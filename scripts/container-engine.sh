@@ -62,6 +62,19 @@ if answers /var/run/docker.sock; then
     say "using the engine at /var/run/docker.sock"
     exit 0
 fi
+# A service whose working directory was deleted (started from a checkout that is gone) still
+# answers _ping, but conmon cannot start containers from it ("write child: broken pipe"): stop it
+# so it is started again, from /.
+PID_FILE=$SOCK_DIR/podman-service.pid
+if [ -f "$PID_FILE" ]; then
+    pid=$(cat "$PID_FILE" 2>/dev/null)
+    if [ -n "$pid" ] && [ -e "/proc/$pid" ] && [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" != "/" ]; then
+        say "podman service (pid $pid) runs in $(readlink "/proc/$pid/cwd" 2>/dev/null || echo '?'), not /; restarting it"
+        kill "$pid" 2>/dev/null
+        for _ in $(seq 1 50); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
+        rm -f "$SOCK" "$PID_FILE"
+    fi
+fi
 if answers "$SOCK" && [ -f "$CONF_FILE" ]; then
     say "podman service already answers on $SOCK"
     print_exports
@@ -114,8 +127,10 @@ export CONTAINERS_CONF=$CONF_FILE
 if ! answers "$SOCK"; then
     rm -f "$SOCK"
     say "starting podman system service on $SOCK (log: $LOG)"
-    nohup setsid podman system service --time=0 "unix://$SOCK" >"$LOG" 2>&1 </dev/null &
-    echo $! > "$SOCK_DIR/podman-service.pid"
+    # From /: the service and every conmon it forks keep this directory as their working
+    # directory, and a checkout (ours, a CI clone) may be deleted while the service lives on.
+    (cd / && exec nohup setsid podman system service --time=0 "unix://$SOCK" >"$LOG" 2>&1 </dev/null) &
+    echo $! > "$PID_FILE"
     for _ in $(seq 1 100); do
         answers "$SOCK" && break
         sleep 0.2

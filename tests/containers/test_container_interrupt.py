@@ -75,6 +75,8 @@ def test_interrupted_run_leaves_no_container(
     }
     cmd = [sys.executable, "-m", "pytest", str(child), "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
     log = tmp_path / "child.log"
+    held: dict[str, Any] | None = None
+    left: list[Any] = []
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=default_sigint
@@ -97,9 +99,14 @@ def test_interrupted_run_leaves_no_container(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    left = engine.containers.list(all=True, filters={"label": f"{LABEL_SESSION_ID}={held['session']}"})
-    for container in left:
-        container.remove(force=True)
+            # Whatever happened (the child hung and was killed, an assertion failed), the child's
+            # containers go: a failing test must not leave them running for the next session.
+            if held is not None:
+                session_label = f"{LABEL_SESSION_ID}={held['session']}"
+                left = engine.containers.list(all=True, filters={"label": session_label})
+                for container in left:
+                    container.remove(force=True)
+    assert held is not None
     names = [c.name for c in left]
     assert not left, f"left behind after {signal.Signals(signum).name}: {names}\n{log.read_text()[-3000:]}"
     # pytest's exit status for "interrupted", or death by the re-delivered SIGTERM
