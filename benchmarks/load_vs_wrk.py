@@ -23,8 +23,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pytest_tfserving.embedded.launch import embedded_command, start_server
-from pytest_tfserving.load import PayloadOptions, measure
-from pytest_tfserving.load.clients import RestClient
+from pytest_tfserving.load import PayloadOptions, clients, measure
 from pytest_tfserving.load.payloads import build_pool, fetch_signature
 from pytest_tfserving.models.tiny import export_tiny_model_in_child
 
@@ -83,7 +82,7 @@ def main() -> int:
             ours, theirs, aio = [], [], []
 
             def ours_rps(lean: bool) -> tuple[float, str]:
-                RestClient.lean_http = lean
+                clients.LEAN_HTTP = lean
                 m = measure(
                     server.rest_url,
                     "tiny",
@@ -111,7 +110,7 @@ def main() -> int:
                     f"ours on aiohttp {slow:8.1f} req/s ({slow_note})"
                 )
         finally:
-            RestClient.lean_http = True
+            clients.LEAN_HTTP = True
             server.stop()
     wrk_median = statistics.median(theirs)
     print(

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import statistics
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -68,13 +69,9 @@ def summarize_run(measurement: Measurement, created: str) -> RunSummary:
     """Median of the window values of every gated-kind metric the run measured."""
     values: dict[str, float] = {}
     for name in sorted(LOWER_IS_BETTER | HIGHER_IS_BETTER):
-        window_values = sorted(v for v in measurement.window_values(name) if math.isfinite(v))
+        window_values = [v for v in measurement.window_values(name) if math.isfinite(v)]
         if window_values:
-            mid = len(window_values) // 2
-            values[name] = (
-                window_values[mid] if len(window_values) % 2
-                else (window_values[mid - 1] + window_values[mid]) / 2
-            )
+            values[name] = statistics.median(window_values)
     return RunSummary(created, values)
 
 

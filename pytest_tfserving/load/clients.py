@@ -9,7 +9,7 @@ the transport itself. A client is opened inside the running event loop (both lib
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar, Protocol
+from typing import Protocol
 
 from pytest_tfserving.load.http1 import Http1Client
 from pytest_tfserving.load.payloads import RequestPool
@@ -60,12 +60,39 @@ class GrpcClient:
         await asyncio.gather(*(ch.close() for ch in self._channels))
 
 
-class RestClient:
-    """Keep-alive connections, at most ``connections`` of them: our lean HTTP/1.1 client for ``http``
-    (see ``http1``), aiohttp for ``https``."""
+def predict_url(base_url: str, model_name: str) -> str:
+    return f"{base_url.rstrip('/')}/v1/models/{model_name}:predict"
 
-    _HEADERS: ClassVar[dict[str, str]] = {"Content-Type": "application/json"}
-    lean_http: ClassVar[bool] = True  # False: aiohttp for http too (benchmarks compare the two)
+
+_JSON_HEADERS: dict[str, str] = {"Content-Type": "application/json"}
+
+
+class HttpRestClient:
+    """Our lean HTTP/1.1 client (see ``http1``) over at most ``connections`` keep-alive connections:
+    the default for ``http://`` targets, since client CPU on a small runner is taken from the server."""
+
+    def __init__(
+        self, url: str, model_name: str, pool: RequestPool, timeout_s: float, connections: int
+    ) -> None:
+        self._pool = pool
+        self._timeout_s = timeout_s
+        self._http = Http1Client(predict_url(url, model_name), connections, _JSON_HEADERS)
+
+    async def send(self, i: int) -> tuple[bool, str]:
+        try:
+            status = await self._http.post(self._pool.body(i), self._timeout_s)
+        except asyncio.TimeoutError:
+            return False, TIMEOUT
+        except OSError:  # ConnectionError and refused/reset connects
+            return False, CONNECTION
+        return status == 200, str(status)
+
+    async def close(self) -> None:
+        await self._http.close()
+
+
+class AiohttpRestClient:
+    """aiohttp with keep-alive connections, at most ``connections`` of them: for ``https://``."""
 
     def __init__(
         self, url: str, model_name: str, pool: RequestPool, timeout_s: float, connections: int
@@ -76,13 +103,7 @@ class RestClient:
             raise ValueError(f"connections must be >= 1, got {connections}")
         self._aiohttp = aiohttp
         self._pool = pool
-        self._timeout_s = timeout_s
-        self._url = f"{url.rstrip('/')}/v1/models/{model_name}:predict"
-        self._lean = Http1Client(self._url, connections, self._HEADERS) if (
-            self.lean_http and url.startswith("http://")
-        ) else None
-        if self._lean is not None:
-            return
+        self._url = predict_url(url, model_name)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=connections, ttl_dns_cache=None),
             timeout=aiohttp.ClientTimeout(total=timeout_s),
@@ -91,16 +112,8 @@ class RestClient:
         )
 
     async def send(self, i: int) -> tuple[bool, str]:
-        if self._lean is not None:
-            try:
-                status = await self._lean.post(self._pool.body(i), self._timeout_s)
-            except asyncio.TimeoutError:
-                return False, TIMEOUT
-            except OSError:  # ConnectionError and refused/reset connects
-                return False, CONNECTION
-            return status == 200, str(status)
         try:
-            async with self._session.post(self._url, data=self._pool.body(i), headers=self._HEADERS) as resp:
+            async with self._session.post(self._url, data=self._pool.body(i), headers=_JSON_HEADERS) as resp:
                 await resp.read()
                 status = resp.status
         except asyncio.TimeoutError:
@@ -110,10 +123,11 @@ class RestClient:
         return status == 200, str(status)
 
     async def close(self) -> None:
-        if self._lean is not None:
-            await self._lean.close()
-        else:
-            await self._session.close()
+        await self._session.close()
+
+
+# False: aiohttp for http:// too (benchmarks/load_vs_wrk.py measures the two side by side).
+LEAN_HTTP = True
 
 
 def open_client(
@@ -132,5 +146,7 @@ def open_client(
     if protocol == "rest":
         if not target.startswith(("http://", "https://")):
             raise ValueError(f"REST target must be a URL like http://127.0.0.1:8501, got {target!r}")
-        return RestClient(target, model_name, pool, timeout_s, connections)
+        lean = LEAN_HTTP and target.startswith("http://")
+        rest = HttpRestClient if lean else AiohttpRestClient
+        return rest(target, model_name, pool, timeout_s, connections)
     raise ValueError(f"protocol must be 'grpc' or 'rest', got {protocol!r}")
