@@ -87,6 +87,7 @@ class Baseline:
     schema_version: int = SCHEMA_VERSION
     source: str = ""  # file path or "REF:path" it was read from
     runs: tuple[RunSummary, ...] = ()
+    deployment: dict[str, Any] | None = None  # deployments.deployment_record of what was measured
 
     @property
     def history(self) -> tuple[RunSummary, ...]:
@@ -105,6 +106,7 @@ class Baseline:
             "fingerprint": self.fingerprint,
             "measurement": _trimmed(self.measurement.to_dict()),
             "runs": [run.to_dict() for run in self.history],
+            **({"deployment": self.deployment} if self.deployment is not None else {}),
         }
 
 
@@ -236,6 +238,7 @@ def parse_baseline(text: str, source: str) -> Baseline:
             schema_version=version,
             source=source,
             runs=runs,
+            deployment=dict(data["deployment"]) if data.get("deployment") is not None else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BaselineError(f"baseline {source} is missing or has bad fields ({exc!r}); {fix}") from None
@@ -289,13 +292,15 @@ def write_baseline(
     join_history: bool = False,
     history_reason: str = "",
     history: int = DEFAULT_HISTORY,
+    deployment: Mapping[str, Any] | None = None,
 ) -> Change:
     """Record ``measurement`` as the baseline at ``path`` (atomic: readers see old or new, never half).
 
     ``join_history`` appends this run to the old baseline's run history, keeping the newest
     ``history`` runs; otherwise the history restarts with this run alone. ``history_reason`` says
-    why, for the printed change. Raises ``BaselineError`` without touching the file when
-    the existing one is unreadable.
+    why, for the printed change. ``deployment`` (``deployments.deployment_record``) lets a later
+    session serve this deployment again as the A/B reference. Raises ``BaselineError`` without
+    touching the file when the existing one is unreadable.
     """
     if history < 1:
         raise ValueError(f"history={history!r} must be >= 1 (runs kept per baseline)")
@@ -304,7 +309,10 @@ def write_baseline(
     stamp = created or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     previous = old.history if (old is not None and join_history) else ()
     runs = (*previous, summarize_run(measurement, stamp))[-history:]
-    baseline = Baseline(nodeid, measurement, dict(fingerprint), stamp, source=str(path), runs=runs)
+    baseline = Baseline(
+        nodeid, measurement, dict(fingerprint), stamp, source=str(path), runs=runs,
+        deployment=dict(deployment) if deployment is not None else None,
+    )
     _atomic_write(path, dumps_baseline(baseline))
     pairs = (
         (name, None if old is None else old.measurement.metric(name), measurement.metric(name))

@@ -75,6 +75,7 @@ class MetricVerdict:
     reason: str
     more_windows_help: bool = False
     baseline_runs: int = 0  # > 0: judged against this many recorded runs (run-to-run spread)
+    paired: bool = False  # judged against the baseline's deployment served beside it (A/B windows)
 
     @property
     def failed(self) -> bool:
@@ -82,13 +83,18 @@ class MetricVerdict:
 
     def message(self) -> str:
         head = f"{self.metric}: {self.verdict}"
-        base = (f"geometric mean of {self.baseline_runs} recorded runs" if self.baseline_runs
-                else f"median of {self.n_baseline} windows")
+        if self.paired:
+            base = f"baseline's deployment served beside it, median of {self.n_baseline} interleaved windows"
+        elif self.baseline_runs:
+            base = f"geometric mean of {self.baseline_runs} recorded runs"
+        else:
+            base = f"median of {self.n_baseline} windows"
         values = (f"baseline {_fmt(self.baseline)} ({base}) -> current "
                   f"{_fmt(self.current)} (median of {self.n_current} windows)")
         stats = f"change {_pct(self.change)} (tolerance {self.tolerance:.0%})"
         if self.ci_low is not None and self.ci_high is not None:
-            interval = "prediction interval" if self.baseline_runs else "CI"
+            interval = ("prediction interval" if self.baseline_runs
+                        else "CI of the paired ratio" if self.paired else "CI")
             stats += f", {self.confidence:.0%} {interval} {_pct(self.ci_low)}..{_pct(self.ci_high)}"
         if self.p_value is not None:
             stats += f", p={self.p_value:.2g}"
@@ -329,6 +335,101 @@ def judge(
             hardware_current=hw_cur,
             baseline_runs=baseline.run_values(metric),
             min_runs=min_runs,
+        )
+        for metric in gate
+    ]
+
+
+def judge_paired(
+    metric: str,
+    reference_values: Sequence[float],
+    current_values: Sequence[float],
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    alpha: float = DEFAULT_ALPHA,
+    min_windows: int = DEFAULT_MIN_WINDOWS,
+    hardware: str = "unknown hardware",
+) -> MetricVerdict:
+    """Judge the current deployment against the baseline's own deployment, measured in interleaved
+    windows (window i of each side ran back to back), so machine drift cancels in each pair.
+
+    The change is the geometric mean of the paired ratios current_i/reference_i minus 1; the evidence
+    is a one-sided Student-t test on the log ratios (t, not a bootstrap: honest with 5 pairs).
+    A regression needs the change beyond ``tolerance`` and the interval excluding "no change".
+    """
+    lower_better = _lower_is_better(metric)
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha={alpha!r} must be in (0, 0.5), e.g. 0.01")
+    if tolerance < 0:
+        raise ValueError(f"tolerance={tolerance!r} must be >= 0, e.g. 0.10 for 10%")
+    pairs = [
+        (float(r), float(c)) for r, c in zip(reference_values, current_values, strict=False)
+        if r > 0 and c > 0 and math.isfinite(r) and math.isfinite(c)
+    ]
+    judged = MetricVerdict(
+        metric=metric, verdict="inconclusive", baseline=None, current=None, change=None, ci_low=None,
+        ci_high=None, p_value=None, tolerance=tolerance, confidence=1 - 2 * alpha, n_baseline=len(pairs),
+        n_current=len(pairs), hardware_baseline=hardware, hardware_current=hardware, reason="",
+        paired=True,
+    )
+    if len(pairs) < max(min_windows, 2):
+        return replace(judged, more_windows_help=True,
+                       reason=f"{len(pairs)} positive window pairs, need {max(min_windows, 2)}")
+    values = np.asarray(pairs)
+    logs = np.log(values[:, 1]) - np.log(values[:, 0])
+    from scipy.stats import t as student_t
+
+    n = logs.size
+    mean = float(logs.mean())
+    error = max(float(logs.std(ddof=1)) / math.sqrt(n), 1e-12)
+    quantile = float(student_t.ppf(1 - alpha, n - 1))
+    p_value = float(student_t.sf(abs(mean) / error, n - 1))
+    change = math.exp(mean) - 1
+    judged = replace(
+        judged,
+        baseline=float(np.median(values[:, 0])),
+        current=float(np.median(values[:, 1])),
+        change=change,
+        ci_low=math.exp(mean - quantile * error) - 1,
+        ci_high=math.exp(mean + quantile * error) - 1,
+        p_value=p_value,
+    )
+    if abs(change) <= tolerance:
+        return replace(judged, verdict="pass", reason="within tolerance")
+    worse = (change > 0) == lower_better
+    evidence = p_value < alpha
+    if worse and evidence:
+        return replace(judged, verdict="regression", reason="worse beyond tolerance")
+    if worse:
+        return replace(judged, verdict="inconclusive", more_windows_help=True,
+                       reason="worse beyond tolerance but the window pairs are too noisy to tell")
+    if evidence:
+        return replace(judged, verdict="improvement", reason="better beyond tolerance")
+    return replace(judged, verdict="pass", reason="better, but not significantly")
+
+
+def judge_against_reference(
+    reference: Measurement,
+    current: Measurement,
+    *,
+    gate: Sequence[str] = DEFAULT_GATE,
+    tolerance: float = DEFAULT_TOLERANCE,
+    tolerances: Mapping[str, float] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    min_windows: int = DEFAULT_MIN_WINDOWS,
+    hardware: str = "unknown hardware",
+) -> list[MetricVerdict]:
+    """One paired verdict per gated metric: ``current`` and ``reference`` from ``measure_interleaved``."""
+    tolerances = tolerances or {}
+    return [
+        judge_paired(
+            metric,
+            reference.window_values(metric),
+            current.window_values(metric),
+            tolerance=tolerances.get(metric, tolerance),
+            alpha=alpha,
+            min_windows=min_windows,
+            hardware=hardware,
         )
         for metric in gate
     ]

@@ -260,6 +260,24 @@ OPTIONS: tuple[Option, ...] = (
         "read baselines from this git ref (e.g. origin/main) so a PR cannot loosen its own gate",
     ),
     Option(
+        "--ab-baseline",
+        "ab_baseline",
+        False,
+        _bool,
+        "serve each baseline's own deployment (models from --deployment-store) beside the test's and "
+        "judge the test against it in interleaved windows, immune to machine drift; falls back to the "
+        "stored numbers, with a note saying why, when the deployment is unchanged or not in the store",
+        flag=True,
+    ),
+    Option(
+        "--deployment-store",
+        "deployment_store",
+        ".tfserving-cache/deployments",
+        _text,
+        "where --update-baselines keeps a copy of each measured model by content hash, for "
+        "--ab-baseline; keep it on the runner between jobs (default: .tfserving-cache/deployments)",
+    ),
+    Option(
         "--perf-hardware-mismatch",
         "perf_hardware_mismatch",
         "warn",
@@ -312,6 +330,8 @@ class Settings:
     update_baselines: bool
     baseline_history: int
     baseline_ref: str | None
+    ab_baseline: bool
+    deployment_store: Path
     perf_hardware_mismatch: str
     perf_report_md: Path | None
     perf_report_json: Path | None
@@ -321,6 +341,7 @@ class Settings:
 _PATH_SETTINGS = (
     "tfserving_model_cache",
     "baselines_dir",
+    "deployment_store",
     "perf_report_md",
     "perf_report_json",
     "perf_report_plots",

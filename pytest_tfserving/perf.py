@@ -16,7 +16,15 @@ from typing import Any
 from pytest_tfserving.backends.base import ServerCrashed
 from pytest_tfserving.baselines import Baseline
 from pytest_tfserving.ceilings import PerfChecks
-from pytest_tfserving.judge import MetricVerdict, RelativeVerdict, judge, judge_relative, needs_more_windows
+from pytest_tfserving.fingerprint import hardware_key
+from pytest_tfserving.judge import (
+    MetricVerdict,
+    RelativeVerdict,
+    judge,
+    judge_against_reference,
+    judge_relative,
+    needs_more_windows,
+)
 from pytest_tfserving.load.histogram import Histogram
 from pytest_tfserving.load.payloads import PayloadOptions
 from pytest_tfserving.load.runner import LoadConfig, measure_config, measure_interleaved
@@ -43,6 +51,7 @@ class Recorded:
     baseline: Baseline | None
     verdicts: list[MetricVerdict]
     notes: list[str] = field(default_factory=list)
+    deployment: dict[str, Any] | None = None  # what was measured, for --update-baselines
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,11 @@ class PerfContext:
     find_baseline: Callable[[str | None], tuple[Baseline | None, list[str]]]
     fingerprint: Callable[[Server], dict[str, Any]]
     gpu_indices: tuple[int, ...] | None = None
+    deployment: Callable[[Server], dict[str, Any] | None] = lambda server: None
+    # --ab-baseline: the baseline's own deployment running beside ``server``, or None and why not
+    reference: Callable[[Baseline | None, Server], tuple[Server | None, str | None]] = (
+        lambda baseline, server: (None, None)
+    )
 
 
 def server_latency_source(server: Server, model_name: str) -> Callable[[], ServerLatencySnapshot] | None:
@@ -87,6 +101,12 @@ def crash_explains_errors(*servers: Server, grace_s: float = 1.0) -> Iterator[No
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.05)
+
+
+def _extension(rule: StabilityRule, measured: int) -> StabilityRule:
+    """How many more windows to measure for an unsettled verdict: at least 3, at most what is left."""
+    extra = min(rule.max_windows - measured, max(3, rule.min_windows // 2))
+    return StabilityRule(min_windows=extra, max_windows=extra)
 
 
 def merge_measurements(first: Measurement, more: Measurement) -> Measurement:
@@ -237,36 +257,107 @@ class PerfHandle:
         settings = self._context.settings
         rule = self._rule(min_windows, max_windows)
         server.check_alive()
+        baseline, notes = self._context.find_baseline(name)
+        fingerprint = self._context.fingerprint(server)
+        reference, why_not = self._context.reference(baseline, server)
+        if why_not:
+            notes.append(f"--ab-baseline: judged against the stored runs, because {why_not}")
+        if reference is not None and workers > 1:
+            notes.append("--ab-baseline: judged against the stored runs: workers > 1 cannot interleave")
+            reference = None
         config = self.load_config(server, **load)
         warm = settings.perf_warmup if warmup_s is None else warmup_s
         window = settings.perf_window if window_s is None else window_s
         try:
-            measurement = measure_config(config, warmup_s=warm, window_s=window, rule=rule, workers=workers)
-            server.check_alive()
-            baseline, notes = self._context.find_baseline(name)
-            fingerprint = self._context.fingerprint(server)
-            verdicts = self._judge(baseline, measurement, fingerprint)
-            while (
-                any(needs_more_windows(v) for v in verdicts) and len(measurement.windows) < rule.max_windows
-            ):
-                extra_windows = min(
-                    rule.max_windows - len(measurement.windows), max(3, rule.min_windows // 2)
+            if reference is not None:
+                measurement, verdicts, note = self._measure_beside(
+                    reference, server, config, rule, warm, window, load, fingerprint
                 )
-                more = measure_config(
-                    config,
-                    warmup_s=min(warm, 0.5),
-                    window_s=window,
-                    rule=StabilityRule(min_windows=extra_windows, max_windows=extra_windows),
-                    workers=workers,
+                notes.append(note)
+            else:
+                measurement, verdicts = self._measure_alone(
+                    server, config, rule, warm, window, workers, baseline, fingerprint
                 )
-                server.check_alive()
-                measurement = merge_measurements(measurement, more)
-                verdicts = self._judge(baseline, measurement, fingerprint)
         finally:
             if config.sampler is not None:
                 config.sampler.close()
-        self.recorded.append(Recorded(name, measurement, fingerprint, baseline, verdicts, notes))
+        deployment = self._context.deployment(server)
+        self.recorded.append(Recorded(name, measurement, fingerprint, baseline, verdicts, notes, deployment))
         return measurement
+
+    def _measure_alone(
+        self,
+        server: Server,
+        config: LoadConfig,
+        rule: StabilityRule,
+        warm: float,
+        window: float,
+        workers: int,
+        baseline: Baseline | None,
+        fingerprint: Mapping[str, Any],
+    ) -> tuple[Measurement, list[MetricVerdict]]:
+        """Measure until stable and judge against the stored baseline, re-measuring while unsettled."""
+        measurement = measure_config(config, warmup_s=warm, window_s=window, rule=rule, workers=workers)
+        server.check_alive()
+        verdicts = self._judge(baseline, measurement, fingerprint)
+        while any(needs_more_windows(v) for v in verdicts) and len(measurement.windows) < rule.max_windows:
+            more = measure_config(
+                config,
+                warmup_s=min(warm, 0.5),
+                window_s=window,
+                rule=_extension(rule, len(measurement.windows)),
+                workers=workers,
+            )
+            server.check_alive()
+            measurement = merge_measurements(measurement, more)
+            verdicts = self._judge(baseline, measurement, fingerprint)
+        return measurement, verdicts
+
+    def _measure_beside(
+        self,
+        reference: Server,
+        server: Server,
+        config: LoadConfig,
+        rule: StabilityRule,
+        warm: float,
+        window: float,
+        load: dict[str, Any],
+        fingerprint: Mapping[str, Any],
+    ) -> tuple[Measurement, list[MetricVerdict], str]:
+        """--ab-baseline: the baseline's deployment and this one in interleaved windows, judged pairwise."""
+        reference_config = self.load_config(reference, **load)
+        checks = self._context.checks
+
+        def rounds(n: int, warmup: float) -> tuple[Measurement, Measurement]:
+            reference.check_alive()
+            with crash_explains_errors(server, reference):
+                result = measure_interleaved(reference_config, config, n, warmup_s=warmup, window_s=window)
+            reference.check_alive()
+            server.check_alive()
+            return result
+
+        def verdicts_of(ref: Measurement, cur: Measurement) -> list[MetricVerdict]:
+            return judge_against_reference(
+                ref, cur, gate=checks.gate, tolerance=checks.tolerance, tolerances=checks.tolerances,
+                hardware=hardware_key(fingerprint),
+            )
+
+        try:
+            ref, cur = rounds(rule.min_windows, warm)
+            verdicts = verdicts_of(ref, cur)
+            while any(needs_more_windows(v) for v in verdicts) and len(cur.windows) < rule.max_windows:
+                more_ref, more_cur = rounds(_extension(rule, len(cur.windows)).max_windows, min(warm, 0.5))
+                ref, cur = merge_measurements(ref, more_ref), merge_measurements(cur, more_cur)
+                verdicts = verdicts_of(ref, cur)
+        finally:
+            if reference_config.sampler is not None:
+                reference_config.sampler.close()
+        note = (
+            f"--ab-baseline: judged against the baseline's deployment ({reference.description}) served "
+            f"beside it in {len(cur.windows)} interleaved window pairs; reference p50 {ref.p50_ms:.4g} ms, "
+            f"{ref.rps:.4g} req/s"
+        )
+        return cur, verdicts, note
 
     def compare(
         self,
@@ -339,7 +430,8 @@ class PerfHandle:
         baseline, notes = self._context.find_baseline(name)
         fingerprint = self._context.fingerprint(server)
         verdicts = self._judge(baseline, measurement, fingerprint)
-        self.recorded.append(Recorded(name, measurement, fingerprint, baseline, verdicts, notes))
+        deployment = self._context.deployment(server)
+        self.recorded.append(Recorded(name, measurement, fingerprint, baseline, verdicts, notes, deployment))
 
     def _judge(
         self, baseline: Baseline | None, measurement: Measurement, fingerprint: Mapping[str, Any]

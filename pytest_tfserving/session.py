@@ -32,6 +32,13 @@ from pytest_tfserving.baselines import (
     write_baseline,
 )
 from pytest_tfserving.ceilings import check_ceilings, parse_perf_marker
+from pytest_tfserving.deployments import (
+    DeploymentStore,
+    ReferenceUnavailable,
+    deployment_record,
+    plan_reference,
+    record_digests,
+)
 from pytest_tfserving.fingerprint import collect_fingerprint, compare_fingerprints, hash_model_dir
 from pytest_tfserving.options import Settings
 from pytest_tfserving.perf import PerfContext, PerfHandle, relative_failed
@@ -72,6 +79,8 @@ class TfservingSession:
         self.baseline_changes: list[Change] = []
         self.warnings: list[str] = []
         self._fingerprints: dict[int, dict[str, Any]] = {}
+        self._server_digests: dict[int, dict[str, str]] = {}
+        self._model_paths: dict[str, Path] = {}  # content hash -> model base path measured
         self._sections: list[tuple[str, str]] | None = None
         cleanup.install_handlers()
 
@@ -154,10 +163,9 @@ class TfservingSession:
         key = id(server)
         if key not in self._fingerprints:
             backend, _ = self.backend()
+            digests = self._digests(server)
             models = {
-                f"{m.name}/{m.variant}": hash_model_dir(m.base_path)
-                for m in server.spec.models
-                if Path(m.base_path).exists()
+                f"{m.name}/{m.variant}": digests[m.name] for m in server.spec.models if m.name in digests
             }
             self._fingerprints[key] = collect_fingerprint(
                 backend=backend.name,
@@ -166,6 +174,55 @@ class TfservingSession:
                 server_flags=_spec_flags(server),
             )
         return self._fingerprints[key]
+
+    def _digests(self, server: RunningServer) -> dict[str, str]:
+        """Model name -> content hash for the server's models on this machine, once per server."""
+        key = id(server)
+        if key not in self._server_digests:
+            digests = {}
+            for model in server.spec.models:
+                path = Path(model.base_path)
+                if path.exists():
+                    digests[model.name] = hash_model_dir(path)
+                    self._model_paths[digests[model.name]] = path
+            self._server_digests[key] = digests
+        return self._server_digests[key]
+
+    def deployment(self, server: RunningServer) -> dict[str, Any] | None:
+        """The server's deployment record (None when a model directory is not on this machine)."""
+        digests = self._digests(server)
+        if len(digests) < len(server.spec.models):
+            return None
+        return deployment_record(server.spec, digests)
+
+    def reference_server(
+        self, baseline: Baseline | None, server: RunningServer
+    ) -> tuple[RunningServer | None, str | None]:
+        """For --ab-baseline: the baseline's own deployment, running, or None and the reason."""
+        if not self.settings.ab_baseline or self.settings.update_baselines or baseline is None:
+            return None, None
+        backend, _ = self.backend()
+        if backend.name == "external":
+            return None, "the external backend cannot start the baseline's deployment"
+        try:
+            spec = plan_reference(
+                baseline.deployment,
+                baseline.fingerprint,
+                self.deployment(server),
+                self.fingerprint(server),
+                DeploymentStore(self.settings.deployment_store),
+            )
+        except ReferenceUnavailable as why:
+            return None, str(why)
+        return self.pool().get(spec), None
+
+    def store_deployment(self, record: dict[str, Any] | None) -> None:
+        """Copy the models of a recorded deployment into the store (once per content hash)."""
+        if record is None:
+            return
+        store = DeploymentStore(self.settings.deployment_store)
+        for digest in record_digests(record).values():
+            store.put(self._model_paths[digest], digest)
 
     def new_handle(self, item: pytest.Item) -> PerfHandle:
         marker = item.get_closest_marker("perf")
@@ -177,6 +234,8 @@ class TfservingSession:
             checks=checks,
             find_baseline=lambda name: self.find_baseline(measurement_id(item.nodeid, name)),
             fingerprint=self.fingerprint,
+            deployment=self.deployment,
+            reference=self.reference_server,
             gpu_indices=_gpu_indices(self.settings.tfserving_gpus),
         )
         handle = PerfHandle(context)
@@ -247,9 +306,10 @@ class TfservingSession:
             if self.settings.update_baselines and not ceilings:
                 path = baseline_path(self.settings.baselines_dir, mid)
                 join, why = history_decision(load_baseline(path, mid), rec.fingerprint, verdicts)
+                self.store_deployment(rec.deployment)
                 self.baseline_changes.append(write_baseline(
                     path, mid, rec.measurement, rec.fingerprint, join_history=join, history_reason=why,
-                    history=self.settings.baseline_history,
+                    history=self.settings.baseline_history, deployment=rec.deployment,
                 ))
         if handle.relative:
             self.records.append(TestRecord(item.nodeid, verdicts=tuple(handle.relative)))

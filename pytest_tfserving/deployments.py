@@ -1,0 +1,190 @@
+"""The deployment a baseline was recorded on, kept so it can be served again next to a PR's.
+
+A stored number cannot gate a 10 % change on a machine whose speed drifts by 25 % between runs
+(docs/GATE.md). The baseline's own deployment, served beside the PR's and measured in interleaved
+windows, can: both sides see the same drift. For that a baseline records its deployment (the
+ServerSpec, with each model named by its content hash) and ``--update-baselines`` copies the model
+directories into a content-addressed store (``--deployment-store``), from which a later session
+rebuilds the reference server. No pytest here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_tfserving.fingerprint import hash_model_dir
+from pytest_tfserving.serving.spec import BatchingSpec, ModelSpec, ServerSpec, VersionPolicy
+
+RECORD_VERSION = 1
+
+
+class ReferenceUnavailable(RuntimeError):
+    """The baseline's deployment cannot be served again here; the message says why and the fix."""
+
+
+def deployment_record(spec: ServerSpec, model_digests: Mapping[str, str]) -> dict[str, Any]:
+    """A JSON-safe description of ``spec`` where each model's path is replaced by its content hash.
+
+    ``model_digests`` maps model name -> ``hash_model_dir`` of its base path.
+    """
+    fields: dict[str, Any] = {}
+    for item in dataclasses.fields(spec):
+        value = getattr(spec, item.name)
+        if item.name == "models":
+            value = [
+                {
+                    "name": m.name,
+                    "variant": m.variant,
+                    "version_policy": dataclasses.asdict(m.version_policy),
+                    "digest": model_digests[m.name],
+                }
+                for m in value
+            ]
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = dataclasses.asdict(value)
+        fields[item.name] = list(value) if isinstance(value, tuple) else value
+    return {"record_version": RECORD_VERSION, "spec": _listify(fields)}
+
+
+def _listify(value: Any) -> Any:
+    """Tuples become lists, recursively, so a record equals its own JSON round trip."""
+    if isinstance(value, dict):
+        return {k: _listify(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_listify(v) for v in value]
+    return value
+
+
+def record_digests(record: Mapping[str, Any]) -> dict[str, str]:
+    """Model name -> content hash, from a deployment record."""
+    return {m["name"]: m["digest"] for m in record["spec"]["models"]}
+
+
+class DeploymentStore:
+    """Model directories by content hash: ``ROOT/<hash>/`` holds a copy of the model's base path."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def _entry(self, digest: str) -> Path:
+        algorithm, _, value = digest.partition(":")
+        if not value or not value.isalnum() or not algorithm.isalnum():
+            raise ValueError(f"model digest {digest!r} is not of the form 'sha256:<hex>'")
+        return self.root / f"{algorithm}-{value}"
+
+    def put(self, base_path: Path | str, digest: str) -> Path:
+        """Copy ``base_path`` in under ``digest`` (once; atomic rename). The copy is hashed again
+        before it is published, so an entry always holds what its name says."""
+        entry = self._entry(digest)
+        if entry.is_dir():
+            return entry
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        try:
+            copy = staging / "model"
+            shutil.copytree(base_path, copy, symlinks=False)
+            found = hash_model_dir(copy)
+            if found != digest:
+                raise ReferenceUnavailable(
+                    f"{base_path} changed while it was copied to the deployment store "
+                    f"(hash {found}, expected {digest}); run --update-baselines again"
+                )
+            try:
+                os.rename(copy, entry)
+            except OSError:
+                if not entry.is_dir():  # another session published the same entry first: fine
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return entry
+
+    def get(self, digest: str) -> Path | None:
+        """The stored copy of ``digest``, or None when the store does not hold it."""
+        entry = self._entry(digest)
+        return entry if entry.is_dir() else None
+
+
+def reference_spec(record: Mapping[str, Any], store: DeploymentStore) -> ServerSpec:
+    """The ServerSpec a deployment record describes, serving the models from ``store``.
+
+    Raises ReferenceUnavailable naming what is missing (a model not in the store, a newer record).
+    """
+    version = record.get("record_version")
+    if version != RECORD_VERSION:
+        raise ReferenceUnavailable(
+            f"the baseline's deployment record has version {version!r}; this plugin reads "
+            f"{RECORD_VERSION} (upgrade pytest-tfserving or record the baseline again)"
+        )
+    fields = dict(record["spec"])
+    models = []
+    for model in fields.pop("models"):
+        path = store.get(model["digest"])
+        if path is None:
+            raise ReferenceUnavailable(
+                f"model {model['name']!r} ({model['digest']}) of the baseline's deployment is not in "
+                f"the deployment store {store.root}; run --update-baselines on the base branch on this "
+                "runner (or point --deployment-store at a store that has it)"
+            )
+        models.append(
+            ModelSpec(
+                name=model["name"],
+                base_path=path,
+                variant=model["variant"],
+                version_policy=VersionPolicy(
+                    kind=model["version_policy"]["kind"],
+                    num_versions=model["version_policy"]["num_versions"],
+                    versions=tuple(model["version_policy"]["versions"]),
+                ),
+            )
+        )
+    batching = fields.pop("batching", None)
+    if batching is not None:
+        batching = BatchingSpec(**{**batching, "allowed_batch_sizes": tuple(batching["allowed_batch_sizes"])})
+    known = {f.name for f in dataclasses.fields(ServerSpec)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ReferenceUnavailable(
+            f"the baseline's deployment sets {', '.join(unknown)}, which this plugin's ServerSpec lacks "
+            "(upgrade pytest-tfserving)"
+        )
+    fields["extra_flags"] = tuple(fields.get("extra_flags", ()))
+    return ServerSpec(models=tuple(models), batching=batching, **fields)
+
+
+def plan_reference(
+    baseline_record: Mapping[str, Any] | None,
+    baseline_fingerprint: Mapping[str, Any],
+    current_record: Mapping[str, Any] | None,
+    current_fingerprint: Mapping[str, Any],
+    store: DeploymentStore,
+) -> ServerSpec:
+    """The spec to serve beside the current deployment, or ReferenceUnavailable saying why not.
+
+    The reference must run on the same server software as the current one (the session's backend
+    serves both); a changed server (image tag, TF version) is what the stored numbers gate.
+    """
+    if baseline_record is None:
+        raise ReferenceUnavailable(
+            "the baseline has no deployment record (recorded before --ab-baseline existed); "
+            "record it again with --update-baselines"
+        )
+    if current_record is None:
+        raise ReferenceUnavailable("the measured server's model directories are not on this machine")
+    if _listify(dict(baseline_record)) == _listify(dict(current_record)):
+        raise ReferenceUnavailable(
+            "the deployment is unchanged from the baseline's, nothing to serve beside it"
+        )
+    for key in ("backend", "server"):
+        was, now = baseline_fingerprint.get(key), current_fingerprint.get(key)
+        if was != now:
+            raise ReferenceUnavailable(
+                f"the baseline was measured on {key} {was!r} and this session serves {now!r}; "
+                "one session cannot serve both"
+            )
+    return reference_spec(baseline_record, store)
