@@ -5,6 +5,12 @@ side comes from ``:tensorflow:serving:request_latency`` (per-window deltas): its
 coarse buckets, so the mean difference (exact ``_sum``/``_count``) is printed too. What remains is the
 client library, the loopback network and the server's gRPC layer outside its timer.
 
+The floor of that gap is measured in the same rounds: a zero-work Python gRPC server (same grpcio,
+same thread-pool server as the embedded one, a precomputed PredictResponse, the tiny model's
+signature for GetModelMetadata), loaded by the same client. Its whole round trip is what any Python
+server plus our client cost here before a single line of serving runs; the embedded gap minus that
+floor is what our server adds outside its timer.
+
     .venv/bin/python benchmarks/grpc_overhead.py [--windows 8] [--rounds 3]
 """
 
@@ -13,9 +19,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -51,11 +59,73 @@ def sync_client_p50_ms(target: str, requests: int = 1500) -> float:
     return statistics.median(times[100:]) * 1000.0
 
 
+def serve_floor(model_dir: str) -> None:
+    """Child process: the zero-work PredictionService; prints its port, serves until killed."""
+    from concurrent import futures
+
+    import grpc
+    import numpy as np
+    from tensorflow_serving.apis import (
+        get_model_metadata_pb2,
+        predict_pb2,
+        prediction_service_pb2_grpc,
+    )
+
+    from pytest_tfserving.embedded.servables import read_signature_defs
+    from pytest_tfserving.embedded.tensors import to_proto
+
+    signatures = read_signature_defs(Path(model_dir), {"serve"})
+    response = predict_pb2.PredictResponse()
+    response.model_spec.name = "tiny"
+    response.model_spec.version.value = 1
+    response.model_spec.signature_name = "serving_default"
+    response.outputs["output_0"].CopyFrom(to_proto(np.full((1, 10), 0.1, dtype=np.float32)))
+
+    class Floor(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request: Any, context: Any) -> Any:
+            return response
+
+        def GetModelMetadata(self, request: Any, context: Any) -> Any:
+            reply = get_model_metadata_pb2.GetModelMetadataResponse()
+            reply.model_spec.name = "tiny"
+            reply.model_spec.version.value = 1
+            sig_map = get_model_metadata_pb2.SignatureDefMap()
+            for key, sdef in signatures.items():
+                sig_map.signature_def[key].CopyFrom(sdef)
+            reply.metadata["signature_def"].Pack(sig_map)
+            return reply
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Floor(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(port, flush=True)
+    server.wait_for_termination()
+
+
+def start_floor(model_dir: Path) -> tuple[subprocess.Popen[str], str]:
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve-floor", str(model_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline().strip()
+    if not line.isdigit():
+        child.kill()
+        raise RuntimeError(f"floor server did not start (said {line!r})")
+    return child, f"127.0.0.1:{line}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=8, help="1 s windows per round (default 8)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--serve-floor", metavar="MODEL_DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_floor:
+        serve_floor(args.serve_floor)
+        return 0
     print(f"load average: {os.getloadavg()}  cores: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
         models, monitoring = Path(tmp) / "m", Path(tmp) / "monitoring.config"
@@ -71,10 +141,21 @@ def main() -> int:
             ),
             timeout_s=300,
         )
+        floor, floor_target = start_floor(models / "1")
         try:
             scraper = PrometheusScraper(server.rest_url + DEFAULT_PATH, labels={"model_name": "tiny"})
-            p50_gaps, mean_gaps, sync_p50, ours_p50 = [], [], [], []
+            p50_gaps, mean_gaps, sync_p50, ours_p50, floor_p50 = [], [], [], [], []
             for r in range(args.rounds):
+                f = measure(
+                    floor_target,
+                    "tiny",
+                    concurrency=1,
+                    warmup_s=1.0,
+                    window_s=1.0,
+                    min_windows=args.windows,
+                    max_windows=args.windows,
+                )
+                floor_p50.append(f.p50_ms)
                 sync_p50.append(sync_client_p50_ms(server.grpc_target))
                 m = measure(
                     server.grpc_target,
@@ -95,14 +176,20 @@ def main() -> int:
                     f"-> {p50_gaps[-1]:.3f} ms; client mean {m.mean_ms:.3f}, server mean "
                     f"{m.server_mean_ms:.3f} -> {mean_gaps[-1]:.3f} ms; {m.rps:.0f} req/s, "
                     f"loop CPU {m.extra['client_loop_cpu_max']:.2f}; "
-                    f"blocking grpc client p50 {sync_p50[-1]:.3f} ms"
+                    f"blocking grpc client p50 {sync_p50[-1]:.3f} ms; zero-work Python server "
+                    f"round trip p50 {floor_p50[-1]:.3f} ms"
                 )
         finally:
+            floor.kill()
+            floor.wait()
             server.stop()
     print(
         f"median over rounds: p50 gap {statistics.median(p50_gaps):.3f} ms, mean gap "
         f"{statistics.median(mean_gaps):.3f} ms (goal <= 0.3 ms); blocking grpc client p50 "
-        f"{statistics.median(sync_p50):.3f} ms vs ours {statistics.median(ours_p50):.3f} ms"
+        f"{statistics.median(sync_p50):.3f} ms vs ours {statistics.median(ours_p50):.3f} ms\n"
+        f"floor: our client against a zero-work Python gRPC server, p50 "
+        f"{statistics.median(floor_p50):.3f} ms; the embedded gap beyond that floor "
+        f"{statistics.median(p50_gaps) - statistics.median(floor_p50):.3f} ms"
     )
     return 0
 
