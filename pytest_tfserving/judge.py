@@ -18,6 +18,7 @@ import numpy as np
 
 from pytest_tfserving.ceilings import DEFAULT_GATE, DEFAULT_TOLERANCE
 from pytest_tfserving.fingerprint import hardware_key
+from pytest_tfserving.paired import min_pairs_signed_rank, signed_rank, student_t
 from pytest_tfserving.results import HIGHER_IS_BETTER, LOWER_IS_BETTER, Measurement
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ DEFAULT_MIN_WINDOWS = 5
 DEFAULT_BOOTSTRAP = 2000
 DEFAULT_SEED = 0
 DEFAULT_MIN_RUNS = 3  # baseline runs needed before the judge tests against run-to-run spread
+PairedMethod = Literal["signed_rank", "student_t"]
+DEFAULT_PAIRED_METHOD: PairedMethod = "signed_rank"  # chosen by benchmarks/gate_quality.py analyze-ab
 
 
 def _lower_is_better(metric: str) -> bool:
@@ -349,19 +352,23 @@ def judge_paired(
     alpha: float = DEFAULT_ALPHA,
     min_windows: int = DEFAULT_MIN_WINDOWS,
     hardware: str = "unknown hardware",
+    method: PairedMethod = DEFAULT_PAIRED_METHOD,
 ) -> MetricVerdict:
     """Judge the current deployment against the baseline's own deployment, measured in interleaved
     windows (window i of each side ran back to back), so machine drift cancels in each pair.
 
-    The change is the geometric mean of the paired ratios current_i/reference_i minus 1; the evidence
-    is a one-sided Student-t test on the log ratios (t, not a bootstrap: honest with 5 pairs).
-    A regression needs the change beyond ``tolerance`` and the interval excluding "no change".
+    On the log ratios ``d_i = log(current_i / reference_i)`` (``paired``): ``signed_rank`` (default)
+    estimates the change by Hodges-Lehmann with exact Wilcoxon bounds, robust to a window hit by a
+    neighbour; ``student_t`` by the mean with t bounds. A regression needs the change beyond
+    ``tolerance`` and the one-sided ``1 - alpha`` bound excluding "no change".
     """
     lower_better = _lower_is_better(metric)
     if not 0 < alpha < 0.5:
         raise ValueError(f"alpha={alpha!r} must be in (0, 0.5), e.g. 0.01")
     if tolerance < 0:
         raise ValueError(f"tolerance={tolerance!r} must be >= 0, e.g. 0.10 for 10%")
+    if method not in ("signed_rank", "student_t"):
+        raise ValueError(f"method={method!r}: use 'signed_rank' or 'student_t'")
     pairs = [
         (float(r), float(c)) for r, c in zip(reference_values, current_values, strict=False)
         if r > 0 and c > 0 and math.isfinite(r) and math.isfinite(c)
@@ -372,32 +379,28 @@ def judge_paired(
         n_current=len(pairs), hardware_baseline=hardware, hardware_current=hardware, reason="",
         paired=True,
     )
-    if len(pairs) < max(min_windows, 2):
+    need = max(min_windows, 2, min_pairs_signed_rank(alpha) if method == "signed_rank" else 2)
+    if len(pairs) < need:
         return replace(judged, more_windows_help=True,
-                       reason=f"{len(pairs)} positive window pairs, need {max(min_windows, 2)}")
+                       reason=f"{len(pairs)} positive window pairs, need {need} to reach alpha={alpha:g}")
     values = np.asarray(pairs)
     logs = np.log(values[:, 1]) - np.log(values[:, 0])
-    from scipy.stats import t as student_t
-
-    n = logs.size
-    mean = float(logs.mean())
-    error = max(float(logs.std(ddof=1)) / math.sqrt(n), 1e-12)
-    quantile = float(student_t.ppf(1 - alpha, n - 1))
-    p_value = float(student_t.sf(abs(mean) / error, n - 1))
-    change = math.exp(mean) - 1
+    location = signed_rank(logs, alpha) if method == "signed_rank" else student_t(logs, alpha)
+    change = math.exp(location.estimate) - 1
     judged = replace(
         judged,
         baseline=float(np.median(values[:, 0])),
         current=float(np.median(values[:, 1])),
         change=change,
-        ci_low=math.exp(mean - quantile * error) - 1,
-        ci_high=math.exp(mean + quantile * error) - 1,
-        p_value=p_value,
+        ci_low=None if location.low is None else math.exp(location.low) - 1,
+        ci_high=None if location.high is None else math.exp(location.high) - 1,
+        p_value=location.p_value,
     )
     if abs(change) <= tolerance:
         return replace(judged, verdict="pass", reason="within tolerance")
     worse = (change > 0) == lower_better
-    evidence = p_value < alpha
+    bound = location.low if change > 0 else location.high
+    evidence = bound is not None and (bound > 0 if change > 0 else bound < 0)
     if worse and evidence:
         return replace(judged, verdict="regression", reason="worse beyond tolerance")
     if worse:
@@ -418,6 +421,7 @@ def judge_against_reference(
     alpha: float = DEFAULT_ALPHA,
     min_windows: int = DEFAULT_MIN_WINDOWS,
     hardware: str = "unknown hardware",
+    method: PairedMethod = DEFAULT_PAIRED_METHOD,
 ) -> list[MetricVerdict]:
     """One paired verdict per gated metric: ``current`` and ``reference`` from ``measure_interleaved``."""
     tolerances = tolerances or {}
@@ -430,6 +434,7 @@ def judge_against_reference(
             alpha=alpha,
             min_windows=min_windows,
             hardware=hardware,
+            method=method,
         )
         for metric in gate
     ]

@@ -18,6 +18,7 @@ from pytest_tfserving.baselines import Baseline
 from pytest_tfserving.ceilings import PerfChecks
 from pytest_tfserving.fingerprint import hardware_key
 from pytest_tfserving.judge import (
+    DEFAULT_ALPHA,
     MetricVerdict,
     RelativeVerdict,
     judge,
@@ -35,6 +36,7 @@ from pytest_tfserving.metrics.gpu import gpu_sampler_or_reason
 from pytest_tfserving.metrics.prometheus import PrometheusScraper
 from pytest_tfserving.metrics.resources import ResourceSampler
 from pytest_tfserving.options import Settings
+from pytest_tfserving.paired import min_pairs_signed_rank
 from pytest_tfserving.results import Measurement
 
 # A running server as the handle needs it (the backends' RunningServer satisfies this).
@@ -343,7 +345,9 @@ class PerfHandle:
             )
 
         try:
-            ref, cur = rounds(rule.min_windows, warm)
+            # The exact signed-rank test needs 7 pairs to reach alpha 0.01: start there, not below.
+            first = min(rule.max_windows, max(rule.min_windows, min_pairs_signed_rank(DEFAULT_ALPHA)))
+            ref, cur = rounds(first, warm)
             verdicts = verdicts_of(ref, cur)
             while any(needs_more_windows(v) for v in verdicts) and len(cur.windows) < rule.max_windows:
                 more_ref, more_cur = rounds(_extension(rule, len(cur.windows)).max_windows, min(warm, 0.5))

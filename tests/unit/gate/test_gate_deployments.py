@@ -84,9 +84,9 @@ def test_plan_reference_says_why_it_cannot_serve_the_baseline(tmp_path: Path, mo
         plan_reference(None, fp, new, fp, store)
     with pytest.raises(ReferenceUnavailable, match="unchanged"):
         plan_reference(old, fp, json.loads(json.dumps(old)), fp, store)
-    with pytest.raises(ReferenceUnavailable, match="server 'embedded .TF 2.20.0.' and this session"):
+    with pytest.raises(ReferenceUnavailable, match=r"server 'embedded .TF 2.20.0.' and this session"):
         plan_reference(old, {**fp, "server": "embedded (TF 2.20.0)"}, new, fp, store)
-    with pytest.raises(ReferenceUnavailable, match="not in the deployment store .*--update-baselines"):
+    with pytest.raises(ReferenceUnavailable, match=r"not in the deployment store .*--update-baselines"):
         plan_reference(old, fp, new, fp, store)
 
     store.put(model, hash_model_dir(model))
