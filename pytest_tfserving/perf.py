@@ -356,10 +356,10 @@ class PerfHandle:
         finally:
             if reference_config.sampler is not None:
                 reference_config.sampler.close()
+        models = ", ".join(f"{m.name} from {m.base_path}" for m in reference.spec.models)
         note = (
-            f"--ab-baseline: judged against the baseline's deployment ({reference.description}) served "
-            f"beside it in {len(cur.windows)} interleaved window pairs; reference p50 {ref.p50_ms:.4g} ms, "
-            f"{ref.rps:.4g} req/s"
+            f"--ab-baseline: judged against the baseline's deployment ({models}) served beside it in "
+            f"{len(cur.windows)} interleaved window pairs; its p50 {ref.p50_ms:.4g} ms, {ref.rps:.4g} req/s"
         )
         return cur, verdicts, note
 
