@@ -12,6 +12,9 @@ server plus our client cost here before a single line of serving runs; the embed
 floor is what our server adds outside its timer.
 
     .venv/bin/python benchmarks/grpc_overhead.py [--windows 8] [--rounds 3]
+    # against real tensorflow_model_server (C++ gRPC), where Docker is available:
+    .venv/bin/python benchmarks/grpc_overhead.py --target 127.0.0.1:8500 \
+        --metrics-url http://127.0.0.1:8501/monitoring/prometheus/metrics --model tiny
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from pytest_tfserving.metrics.prometheus import DEFAULT_PATH, PrometheusScraper
 from pytest_tfserving.models.tiny import export_tiny_model_in_child
 
 
-def sync_client_p50_ms(target: str, requests: int = 1500) -> float:
+def sync_client_p50_ms(target: str, model: str, requests: int = 1500) -> float:
     """Reference: the same request from a plain blocking grpc stub, no asyncio."""
     import time
 
@@ -43,9 +46,9 @@ def sync_client_p50_ms(target: str, requests: int = 1500) -> float:
     from pytest_tfserving.load.wire import PREDICT_METHOD
 
     pool = build_pool(
-        fetch_signature(target, "grpc", "tiny"),
+        fetch_signature(target, "grpc", model),
         "grpc",
-        "tiny",
+        model,
         "serving_default",
         PayloadOptions(pool_size=64),
     )
@@ -122,28 +125,43 @@ def main() -> int:
     parser.add_argument("--windows", type=int, default=8, help="1 s windows per round (default 8)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--serve-floor", metavar="MODEL_DIR", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--target",
+        help="gRPC HOST:PORT of a running server (e.g. tensorflow/serving in Docker, started with "
+        "--monitoring_config_file) to measure instead of starting ours",
+    )
+    parser.add_argument("--metrics-url", help="with --target: its Prometheus metrics URL")
+    parser.add_argument("--model", default="tiny", help="with --target: the served model (default tiny)")
     args = parser.parse_args()
     if args.serve_floor:
         serve_floor(args.serve_floor)
         return 0
+    if args.target and not args.metrics_url:
+        parser.error("--target needs --metrics-url http://HOST:8501/monitoring/prometheus/metrics")
     print(f"load average: {os.getloadavg()}  cores: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
         models, monitoring = Path(tmp) / "m", Path(tmp) / "monitoring.config"
         export_tiny_model_in_child(models / "1")
         monitoring.write_text(f'prometheus_config {{ enable: true, path: "{DEFAULT_PATH}" }}\n')
-        server = start_server(
-            embedded_command(
-                "--port=0",
-                "--rest_api_port=0",
-                "--model_name=tiny",
-                f"--model_base_path={models}",
-                f"--monitoring_config_file={monitoring}",
-            ),
-            timeout_s=300,
-        )
+        server = None
+        if args.target:
+            target, metrics_url, model, label = args.target, args.metrics_url, args.model, args.target
+        else:
+            server = start_server(
+                embedded_command(
+                    "--port=0",
+                    "--rest_api_port=0",
+                    "--model_name=tiny",
+                    f"--model_base_path={models}",
+                    f"--monitoring_config_file={monitoring}",
+                ),
+                timeout_s=300,
+            )
+            target, metrics_url = server.grpc_target, server.rest_url + DEFAULT_PATH
+            model, label = "tiny", "embedded"
         floor, floor_target = start_floor(models / "1")
         try:
-            scraper = PrometheusScraper(server.rest_url + DEFAULT_PATH, labels={"model_name": "tiny"})
+            scraper = PrometheusScraper(metrics_url, labels={"model_name": model})
             p50_gaps, mean_gaps, sync_p50, ours_p50, floor_p50 = [], [], [], [], []
             for r in range(args.rounds):
                 f = measure(
@@ -156,10 +174,10 @@ def main() -> int:
                     max_windows=args.windows,
                 )
                 floor_p50.append(f.p50_ms)
-                sync_p50.append(sync_client_p50_ms(server.grpc_target))
+                sync_p50.append(sync_client_p50_ms(target, model))
                 m = measure(
-                    server.grpc_target,
-                    "tiny",
+                    target,
+                    model,
                     concurrency=1,
                     warmup_s=1.0,
                     window_s=1.0,
@@ -182,13 +200,14 @@ def main() -> int:
         finally:
             floor.kill()
             floor.wait()
-            server.stop()
+            if server is not None:
+                server.stop()
     print(
         f"median over rounds: p50 gap {statistics.median(p50_gaps):.3f} ms, mean gap "
         f"{statistics.median(mean_gaps):.3f} ms (goal <= 0.3 ms); blocking grpc client p50 "
         f"{statistics.median(sync_p50):.3f} ms vs ours {statistics.median(ours_p50):.3f} ms\n"
         f"floor: our client against a zero-work Python gRPC server, p50 "
-        f"{statistics.median(floor_p50):.3f} ms; the embedded gap beyond that floor "
+        f"{statistics.median(floor_p50):.3f} ms; the {label} gap beyond that floor "
         f"{statistics.median(p50_gaps) - statistics.median(floor_p50):.3f} ms"
     )
     return 0
