@@ -352,6 +352,7 @@ def _windows(m: Any) -> list[dict[str, float]]:
 
 
 def collect_ab(args: argparse.Namespace) -> None:
+    from pytest_tfserving.load.alternating import measure_alternating
     from pytest_tfserving.load.runner import measure_interleaved
 
     root = Path(args.models)
@@ -390,7 +391,7 @@ def collect_ab(args: argparse.Namespace) -> None:
     plan = ["base", "slow5", "slow10"]
     rounds = {"base": args.base_rounds or args.rounds, "slow5": args.rounds, "slow10": args.rounds}
     data: dict[str, Any] = {
-        "mode": "ab", "roles": roles, "calibration": shifts, "window_s": args.window,
+        "mode": "ab", "pairing": args.pairing, "roles": roles, "calibration": shifts, "window_s": args.window,
         "warmup_s": args.warmup, "rewarm_s": AB_REWARM_S, "rounds": rounds, "sessions": [],
     }
     Path(args.out).write_text(json.dumps(data, indent=1))
@@ -404,14 +405,23 @@ def collect_ab(args: argparse.Namespace) -> None:
             started = time.monotonic() - t_session
             order = plan[s % len(plan):] + plan[: s % len(plan)]
             for role in order:
-                ref_m, cand_m = measure_interleaved(
-                    _config(reference, "tiny_l0"),
-                    _config(candidate, roles[role]),
-                    rounds=rounds[role],
-                    warmup_s=args.warmup,
-                    window_s=args.window,
-                    rewarm_s=AB_REWARM_S,
-                )
+                if args.pairing == "alternate":  # what perf.measure does at concurrency 1
+                    ref_m, cand_m = measure_alternating(
+                        _config(reference, "tiny_l0"),
+                        _config(candidate, roles[role]),
+                        rounds[role],
+                        warmup_s=args.warmup,
+                        window_s=args.window,
+                    )
+                else:
+                    ref_m, cand_m = measure_interleaved(
+                        _config(reference, "tiny_l0"),
+                        _config(candidate, roles[role]),
+                        rounds=rounds[role],
+                        warmup_s=args.warmup,
+                        window_s=args.window,
+                        rewarm_s=AB_REWARM_S,
+                    )
                 session["roles"][role] = {"reference": _windows(ref_m), "candidate": _windows(cand_m)}
                 effect = _geo_effect(_paired_log_ratios(ref_m.window_values("p50_ms"),
                                                         cand_m.window_values("p50_ms")))
@@ -495,8 +505,11 @@ def analyze_ab(args: argparse.Namespace) -> None:
                 # (0.5 s) for every extension, as perf.measure does
                 pairs = statistics.fmean(used) if used else 0.0
                 extensions = 0.0 if k else max(0.0, (pairs - args.seq_start) / args.seq_step)
-                seconds = (2 * (warmup + window) + 2 * pairs * (window + rewarm)
-                           + extensions * 2 * (0.5 + window))
+                if data.get("pairing") == "alternate":  # both sides in every window
+                    seconds = warmup + pairs * window + extensions * 0.5
+                else:
+                    seconds = (2 * (warmup + window) + 2 * pairs * (window + rewarm)
+                               + extensions * 2 * (0.5 + window))
                 inconclusive = aa.count("inconclusive") / len(aa) if aa else 0.0
                 label = str(k) if k else f"{args.seq_start}+{args.seq_step}..{args.seq_max}"
                 print(f"{method:>11} {label:>5} {tol:>5.0%} {len(aa):>12} {rate('base'):>11} "
@@ -555,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="rounds for the A/A role (default: --rounds); false alarms are rare, so they "
                    "need more verdicts than detection does")
     c.add_argument("--window", type=float, default=0.5, help="window seconds (default 0.5)")
+    c.add_argument("--pairing", choices=["alternate", "interleave"], default="alternate",
+                   help="alternate requests (perf.measure at concurrency 1) or interleave windows")
     c.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per side (default 1.0)")
     c.add_argument("--candidates", nargs="+", default=["1", "2", "3", "4", "6", "8"],
                    help="slow models: N extra dense layers, wW conv width, NwW both (default 1 2 3 4 6 8)")

@@ -26,6 +26,7 @@ from pytest_tfserving.judge import (
     judge_relative,
     needs_more_windows,
 )
+from pytest_tfserving.load.alternating import measure_alternating
 from pytest_tfserving.load.histogram import Histogram
 from pytest_tfserving.load.payloads import PayloadOptions
 from pytest_tfserving.load.runner import LoadConfig, measure_config, measure_interleaved
@@ -330,10 +331,16 @@ class PerfHandle:
         reference_config = self.load_config(reference, **load)
         checks = self._context.checks
 
+        # One request in flight: alternate requests, so both sides share every millisecond (the VM's
+        # speed swings within a second). More in flight: the two servers would compete for the CPU,
+        # so they take turns by window instead (docs/GATE.md).
+        alternate = config.mode == "closed" and config.concurrency == 1
+
         def rounds(n: int, warmup: float) -> tuple[Measurement, Measurement]:
             reference.check_alive()
             with crash_explains_errors(server, reference):
-                result = measure_interleaved(reference_config, config, n, warmup_s=warmup, window_s=window)
+                pair = measure_alternating if alternate else measure_interleaved
+                result = pair(reference_config, config, n, warmup_s=warmup, window_s=window)
             reference.check_alive()
             server.check_alive()
             return result
@@ -359,7 +366,8 @@ class PerfHandle:
         models = ", ".join(f"{m.name} from {m.base_path}" for m in reference.spec.models)
         note = (
             f"--ab-baseline: judged against the baseline's deployment ({models}) served beside it in "
-            f"{len(cur.windows)} interleaved window pairs; its p50 {ref.p50_ms:.4g} ms, {ref.rps:.4g} req/s"
+            f"{len(cur.windows)} {'alternating' if alternate else 'interleaved'} window pairs; "
+            f"its p50 {ref.p50_ms:.4g} ms, {ref.rps:.4g} req/s"
         )
         return cur, verdicts, note
 

@@ -1,0 +1,139 @@
+"""Two servers measured in the same moments: every worker alternates its requests between them.
+
+Window interleaving (``measure_interleaved``) cancels drift slower than a window pair. On a shared VM
+the speed also changes within a second (window p50s of one server swing 1.2 -> 2.4 ms from one second
+to the next), and then window pairs differ by 10-25 % on identical deployments. Alternating request
+by request puts both sides in every millisecond: measured here, the paired window ratios of identical
+deployments then agree within about 2 % (``benchmarks/gate_quality.py``).
+
+Closed loop only: ``concurrency`` workers each send to one side, wait, then to the other (the order
+flips every round), so the machine holds ``concurrency`` requests in flight in all, about half for
+each side, and never two of one worker at once. Latencies are binned by completion time into windows
+shared by both sides; each side's windows are summarized by its own Summarizer (its resource sampler
+and server-latency source), so window ``i`` of A and of B cover the same seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+from pytest_tfserving.load.clients import Client
+from pytest_tfserving.load.histogram import Histogram
+from pytest_tfserving.load.loops import WindowRecord
+from pytest_tfserving.load.payloads import RequestPool
+from pytest_tfserving.load.runner import LoadConfig
+from pytest_tfserving.load.summary import StabilityRule, Summarizer
+from pytest_tfserving.results import Measurement
+
+
+def measure_alternating(
+    a: LoadConfig,
+    b: LoadConfig,
+    windows: int,
+    *,
+    warmup_s: float = 2.0,
+    window_s: float = 1.0,
+) -> tuple[Measurement, Measurement]:
+    """Load ``a`` and ``b`` alternately for ``windows`` windows after a warm-up; returns (A, B).
+
+    Both configs must be closed loop with the same concurrency (the workers are shared).
+    """
+    for config in (a, b):
+        if config.mode != "closed":
+            raise ValueError(
+                "measure_alternating needs closed-loop configs; use measure_interleaved for open loop"
+            )
+    if a.concurrency != b.concurrency:
+        raise ValueError(f"both sides need the same concurrency, got {a.concurrency} and {b.concurrency}")
+    if windows < 1 or window_s <= 0 or warmup_s < 0:
+        raise ValueError("windows must be >= 1, window_s > 0 and warmup_s >= 0")
+    rule = StabilityRule(min_windows=1, max_windows=windows)
+    extra = {"alternating": 1.0}
+    summaries = (a.summarizer(rule, extra=extra), b.summarizer(rule, extra=extra))
+    pools = (a.pool(), b.pool())
+    asyncio.run(_alternate((a, b), pools, summaries, windows, warmup_s, window_s))
+    return summaries[0].measurement(), summaries[1].measurement()
+
+
+class _Windows:
+    """The current window of each side (None during warm-up); swapped by the ticker."""
+
+    def __init__(self) -> None:
+        self.current: tuple[WindowRecord, WindowRecord] | None = None
+        self.stopping = False
+
+    def record(self, side: int, latency_s: float, ok: bool, status: str) -> None:
+        if self.current is None:
+            return
+        window = self.current[side]
+        window.count += 1
+        if ok:
+            window.histogram.record(latency_s * 1000.0)
+        else:
+            window.errors += 1
+            window.errors_by_status[status] = window.errors_by_status.get(status, 0) + 1
+
+
+def _records(index: int, start_s: float) -> tuple[WindowRecord, WindowRecord]:
+    return (
+        WindowRecord(index=index, start_s=start_s, histogram=Histogram()),
+        WindowRecord(index=index, start_s=start_s, histogram=Histogram()),
+    )
+
+
+async def _alternate(
+    configs: tuple[LoadConfig, LoadConfig],
+    pools: tuple[RequestPool, RequestPool],
+    summaries: tuple[Summarizer, Summarizer],
+    windows: int,
+    warmup_s: float,
+    window_s: float,
+) -> None:
+    clients: tuple[Client, Client] = (configs[0].open_client(pools[0]), configs[1].open_client(pools[1]))
+    state = _Windows()
+    loop = asyncio.get_running_loop()
+    counter = itertools.count()
+
+    async def worker(first: int) -> None:
+        order = (first, 1 - first)
+        while not state.stopping:
+            for side in order:
+                index = next(counter)
+                window = state.current
+                if window is not None:
+                    window[side].sent += 1
+                t0 = loop.time()
+                ok, status = await clients[side].send(index)
+                state.record(side, loop.time() - t0, ok, status)
+            order = (order[1], order[0])
+
+    tasks = [loop.create_task(worker(i % 2)) for i in range(configs[0].concurrency)]
+    try:
+        await asyncio.sleep(warmup_s)
+        await asyncio.gather(*(asyncio.to_thread(s.prime) for s in summaries))
+        origin = start = loop.time()
+        state.current = _records(0, 0.0)
+        cpu0 = time.thread_time()
+        for index in range(windows):
+            await asyncio.sleep(max(0.0, origin + (index + 1) * window_s - loop.time()))
+            finished = state.current
+            assert finished is not None
+            now, cpu = loop.time(), time.thread_time()
+            # The next window opens before this one is summarized: no completion falls between.
+            state.current = _records(index + 1, now - origin) if index + 1 < windows else None
+            duration = now - start
+            for record in finished:
+                record.duration_s = duration
+                record.loop_cpu = (cpu - cpu0) / duration if duration > 0 else 0.0
+            start, cpu0 = now, cpu
+            await asyncio.gather(
+                *(asyncio.to_thread(s.finish, r) for s, r in zip(summaries, finished, strict=True))
+            )
+    finally:
+        state.stopping = True
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in clients))
