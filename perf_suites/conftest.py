@@ -34,7 +34,7 @@ RATIO_DEFAULTS: Mapping[str, float] = {
     "batching_rps": 0.5,  # min: batching on / off req/s
     "cache_hit_to_miss": 0.5,  # max: mean hit latency / mean miss latency
 }
-SABOTAGES = ("threads", "int8", "cache")
+SABOTAGES = ("threads", "int8", "cache", "fp32-threads")
 PROFILES = ("auto", "cpu", "gpu")
 CALIBRATION_SAMPLES = 8  # enough for random weights; keeps the first int8 build short
 SUITE_MAX_WINDOWS = 10  # unless --perf-max-windows (or its ini key) says otherwise
@@ -48,7 +48,9 @@ _SUITE_OPTIONS: tuple[tuple[str, str, str], ...] = (
      "a TOML file of [<profile>.<test>] ceilings that replace the built-in ones key by key"),
     ("--perf-suite-sabotage", "perf_suite_sabotage",
      "deliberately worse configuration to prove the suite fails: threads (tuned = intra/inter 1/1), "
-     "int8 (fp32 served where int8 is expected), cache (a key that never hits); comma-separated "
+     "int8 (fp32 served where int8 is expected), cache (a key that never hits), fp32-threads (the "
+     "fp32 latency deployment changed to intra/inter 1/1: a changed deployment for --ab-baseline); "
+     "comma-separated "
      "(default: $PERF_SUITE_SABOTAGE or none)"),
     ("--perf-suite-rounds", "perf_suite_rounds",
      "interleaved A/B rounds of each in-run comparison, at least 5 (default: 6)"),

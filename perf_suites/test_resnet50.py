@@ -72,7 +72,9 @@ def sweep_rps(perf: PerfHandle, server: Any, suite: Suite, concurrency: int) -> 
 def test_fp32_latency(perf: PerfHandle, tfserving_server_factory: Any, deployments: Deployments,
                       suite: Suite) -> None:
     """Baseline: one request at a time, the study's 156 ms row (which it mixes with throughput)."""
-    server = tfserving_server_factory(deployments.fp32())
+    # The sabotage is a deployment change a PR could make: --ab-baseline serves the recorded one beside it.
+    threads = {"intra_op": 1, "inter_op": 1} if "fp32-threads" in suite.sabotage else {}
+    server = tfserving_server_factory(deployments.fp32(**threads))
     m = perf.measure(server, name="fp32-c1", concurrency=1, **suite.measure_args())
     assert m.count > 0
 
