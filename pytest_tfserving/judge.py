@@ -87,7 +87,7 @@ class MetricVerdict:
     def message(self) -> str:
         head = f"{self.metric}: {self.verdict}"
         if self.paired:
-            base = f"baseline's deployment served beside it, median of {self.n_baseline} interleaved windows"
+            base = f"baseline's deployment served beside it, median of {self.n_baseline} paired windows"
         elif self.baseline_runs:
             base = f"geometric mean of {self.baseline_runs} recorded runs"
         else:

@@ -1,5 +1,5 @@
 """--ab-baseline as users meet it: --update-baselines keeps the deployment, a later session serves it
-beside the PR's and judges in interleaved windows; every reason it cannot is said, never hidden.
+beside the PR's and judges paired windows; every reason it cannot is said, never hidden.
 Real embedded servers, real tiny models."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def test_ab_baseline_serves_the_recorded_deployment_beside_the_changed_one(
     result = run(perf_project, "--ab-baseline", f"--perf-report-json={report}")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*p50_ms: regression*baseline's deployment served beside it, median of * interleaved windows*"
+        "*p50_ms: regression*baseline's deployment served beside it, median of * paired windows*"
         "CI of the paired ratio*",
     ])
     verdicts = json.loads(report.read_text())["tests"][0]["verdicts"]

@@ -24,7 +24,7 @@ def test_drift_hitting_both_sides_passes_and_a_real_change_under_drift_regresses
     assert slower.verdict == "regression" and slower.failed
     assert slower.ci_low is not None and 0 < slower.ci_low < 0.10 < (slower.ci_high or 0)
     message = slower.message()
-    assert "baseline's deployment served beside it, median of 10 interleaved windows" in message
+    assert "baseline's deployment served beside it, median of 10 paired windows" in message
     assert "CI of the paired ratio" in message
 
 
