@@ -519,8 +519,9 @@ def analyze_ab(args: argparse.Namespace) -> None:
     print("\nverdicts: disjoint chunks of K consecutive window pairs within one (session, role); "
           "false alarm / detected = 'regression' verdicts\nK = a+b..m: the plugin's sequential rule "
           "(start with a pairs, add b while inconclusive, stop at m), on chunks of m pairs\n"
-          "s/verdict = 2 x (warm-up + 1 window) + 2K x (window + re-warm) (+ re-warm-ups of extensions), "
-          "as perf.measure spends them; server start-up not included")
+          "s/verdict: alternating pairing = warm-up + K windows (both sides in each) + 0.5 s per "
+          "extension; interleaved = 2 x (warm-up + 1 window) + 2K x (window + re-warm) + re-warm-ups of "
+          "extensions; as perf.measure spends them, server start-up not included")
 
 
 def _sequential(
