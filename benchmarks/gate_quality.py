@@ -48,6 +48,7 @@ import argparse
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -277,17 +278,22 @@ AB_REWARM_S = 0.2  # measure_interleaved's default re-warm before each window
 
 
 def _parse_candidate(token: str) -> tuple[str, dict[str, int]]:
-    """"3" -> 3 extra dense layers; "w20" -> conv width 20; "2w20" -> both. Returns (model name, kwargs)."""
-    layers, _, width = token.lower().partition("w")
-    try:
-        kwargs = {"extra_dense_layers": int(layers or 0)}
-        if width:
-            kwargs["width"] = int(width)
-    except ValueError:
+    """"3" -> 3 extra dense layers; "w20" -> conv width 20; "2u360" -> 2 extra dense layers of 360 units;
+    combinations such as "2w20". Returns (model name, kwargs)."""
+    match = re.fullmatch(r"(\d*)(?:w(\d+))?(?:u(\d+))?", token.lower())
+    if not match or not token:
         raise SystemExit(
-            f"bad candidate {token!r}: use N (extra dense layers), wW (conv width) or NwW, e.g. 2 w20 1w18"
-        ) from None
-    name = f"tiny_l{kwargs['extra_dense_layers']}" + (f"_w{kwargs['width']}" if width else "")
+            f"bad candidate {token!r}: use N (extra dense layers), wW (conv width), NuU (N layers of U "
+            "units) or combinations, e.g. 2 w20 1w18 2u360"
+        )
+    layers, width, units = match.groups()
+    kwargs = {"extra_dense_layers": int(layers or 0)}
+    if width:
+        kwargs["width"] = int(width)
+    if units:
+        kwargs["dense_units"] = int(units)
+    name = (f"tiny_l{kwargs['extra_dense_layers']}" + (f"_w{width}" if width else "")
+            + (f"_u{units}" if units else ""))
     return name, kwargs
 
 

@@ -8,10 +8,14 @@ from typing import Any
 TINY_INPUT_SHAPE: tuple[int, int, int] = (8, 8, 3)
 
 
-def build_tiny_cnn(seed: int = 0, extra_dense_layers: int = 0, width: int = 16) -> Any:
+def build_tiny_cnn(
+    seed: int = 0, extra_dense_layers: int = 0, width: int = 16, dense_units: int = 512
+) -> Any:
     """A small conv net (input 8x8x3 float32, 10-way softmax).
 
-    ``extra_dense_layers`` makes a genuinely slower model of the same interface (for regression tests).
+    ``extra_dense_layers`` (of ``dense_units`` each) makes a genuinely slower model of the same
+    interface (for regression tests); from the second layer on each adds a ``dense_units``-square
+    matmul, the finest-grained knob (conv ``width`` steps are uneven: oneDNN picks other kernels).
     """
     import keras
 
@@ -21,7 +25,7 @@ def build_tiny_cnn(seed: int = 0, extra_dense_layers: int = 0, width: int = 16) 
     x = keras.layers.Conv2D(width, 3, padding="same", activation="relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     for _ in range(extra_dense_layers):
-        x = keras.layers.Dense(512, activation="relu")(x)
+        x = keras.layers.Dense(dense_units, activation="relu")(x)
     outputs = keras.layers.Dense(10, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="tiny_cnn")
 

@@ -77,7 +77,8 @@ def test_analyze_ab_rejects_a_file_from_collect(
     ("token", "name", "kwargs"),
     [("3", "tiny_l3", {"extra_dense_layers": 3}),
      ("w20", "tiny_l0_w20", {"extra_dense_layers": 0, "width": 20}),
-     ("1w18", "tiny_l1_w18", {"extra_dense_layers": 1, "width": 18})],
+     ("1w18", "tiny_l1_w18", {"extra_dense_layers": 1, "width": 18}),
+     ("2u360", "tiny_l2_u360", {"extra_dense_layers": 2, "dense_units": 360})],
 )
 def test_candidate_tokens_name_the_model_and_its_knobs(
     gate_quality: ModuleType, token: str, name: str, kwargs: dict[str, int]
