@@ -106,6 +106,18 @@ def crash_explains_errors(*servers: Server, grace_s: float = 1.0) -> Iterator[No
             time.sleep(0.05)
 
 
+def _rps_from_latency(measurement: Measurement) -> Measurement:
+    """Per-window rps as concurrency / mean latency (Little's law for a closed loop). With requests
+    alternating between two servers both complete the same count, so their measured rps cannot differ;
+    what differs, and what a server alone would turn into throughput, is the latency."""
+    concurrency = measurement.concurrency or 1
+    windows = tuple(
+        dataclasses.replace(w, rps=1000.0 * concurrency / w.mean_ms if w.mean_ms > 0 else 0.0)
+        for w in measurement.windows
+    )
+    return dataclasses.replace(measurement, windows=windows)
+
+
 def _extension(rule: StabilityRule, measured: int) -> StabilityRule:
     """How many more windows to measure for an unsettled verdict: at least 3, at most what is left."""
     extra = min(rule.max_windows - measured, max(3, rule.min_windows // 2))
@@ -273,7 +285,11 @@ class PerfHandle:
         window = settings.perf_window if window_s is None else window_s
         try:
             if reference is not None:
-                measurement, verdicts, note = self._measure_beside(
+                # The recorded figures (ceilings, report) come from the server alone, as without
+                # --ab-baseline; the verdicts come from the pairs measured beside the reference.
+                measurement = measure_config(config, warmup_s=warm, window_s=window, rule=rule)
+                server.check_alive()
+                _, verdicts, note = self._measure_beside(
                     reference, server, config, rule, warm, window, load, fingerprint
                 )
                 notes.append(note)
@@ -346,6 +362,8 @@ class PerfHandle:
             return result
 
         def verdicts_of(ref: Measurement, cur: Measurement) -> list[MetricVerdict]:
+            if alternate:  # strict alternation completes as many requests on each side: see below
+                ref, cur = _rps_from_latency(ref), _rps_from_latency(cur)
             return judge_against_reference(
                 ref, cur, gate=checks.gate, tolerance=checks.tolerance, tolerances=checks.tolerances,
                 hardware=hardware_key(fingerprint),
@@ -367,8 +385,10 @@ class PerfHandle:
         note = (
             f"--ab-baseline: judged against the baseline's deployment ({models}) served beside it in "
             f"{len(cur.windows)} {'alternating' if alternate else 'interleaved'} window pairs; "
-            f"its p50 {ref.p50_ms:.4g} ms, {ref.rps:.4g} req/s"
+            f"its p50 {ref.p50_ms:.4g} ms against {cur.p50_ms:.4g} ms"
         )
+        if alternate:
+            note += "; rps judged as concurrency / mean latency (alternating splits throughput evenly)"
         return cur, verdicts, note
 
     def compare(
