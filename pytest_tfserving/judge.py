@@ -294,11 +294,18 @@ def judge_metric(
     worse = went_up == _lower_is_better(metric)
     one_run = (f"the baseline has {runs.size or 1} recorded run{'s' if runs.size > 1 else ''}, so "
                f"run-to-run drift is not in this test (record {min_runs} with --update-baselines)")
+    return _decide(judged, worse, evidence, regression=f"worse beyond tolerance; {one_run}",
+                   noisy="worse beyond tolerance but the windows are too noisy to tell")
+
+
+def _decide(
+    judged: MetricVerdict, worse: bool, evidence: bool, *, regression: str, noisy: str
+) -> MetricVerdict:
+    """The four outcomes of a change beyond tolerance; worse without evidence asks for more windows."""
     if worse and evidence:
-        return replace(judged, verdict="regression", reason=f"worse beyond tolerance; {one_run}")
+        return replace(judged, verdict="regression", reason=regression)
     if worse:
-        return replace(judged, verdict="inconclusive", more_windows_help=True,
-                       reason="worse beyond tolerance but the windows are too noisy to tell")
+        return replace(judged, verdict="inconclusive", more_windows_help=True, reason=noisy)
     if evidence:
         return replace(judged, verdict="improvement", reason="better beyond tolerance")
     return replace(judged, verdict="pass", reason="better, but not significantly")
@@ -401,14 +408,8 @@ def judge_paired(
     worse = (change > 0) == lower_better
     bound = location.low if change > 0 else location.high
     evidence = bound is not None and (bound > 0 if change > 0 else bound < 0)
-    if worse and evidence:
-        return replace(judged, verdict="regression", reason="worse beyond tolerance")
-    if worse:
-        return replace(judged, verdict="inconclusive", more_windows_help=True,
-                       reason="worse beyond tolerance but the window pairs are too noisy to tell")
-    if evidence:
-        return replace(judged, verdict="improvement", reason="better beyond tolerance")
-    return replace(judged, verdict="pass", reason="better, but not significantly")
+    return _decide(judged, worse, evidence, regression="worse beyond tolerance",
+                   noisy="worse beyond tolerance but the window pairs are too noisy to tell")
 
 
 def judge_against_reference(

@@ -65,15 +65,8 @@ class _Windows:
         self.stopping = False
 
     def record(self, side: int, latency_s: float, ok: bool, status: str) -> None:
-        if self.current is None:
-            return
-        window = self.current[side]
-        window.count += 1
-        if ok:
-            window.histogram.record(latency_s * 1000.0)
-        else:
-            window.errors += 1
-            window.errors_by_status[status] = window.errors_by_status.get(status, 0) + 1
+        if self.current is not None:
+            self.current[side].add(latency_s, ok, status)
 
 
 def _records(index: int, start_s: float) -> tuple[WindowRecord, WindowRecord]:

@@ -77,6 +77,15 @@ class WindowRecord:
     loop_cpu: float = 0.0  # CPU of the event-loop thread as a fraction of one core
     capped_sends: int = 0  # open loop: starts that waited because max_in_flight was reached
 
+    def add(self, latency_s: float, ok: bool, status: str) -> None:
+        """One finished request: its latency when it succeeded, its status when it failed."""
+        self.count += 1
+        if ok:
+            self.histogram.record(latency_s * 1000.0)
+        else:
+            self.errors += 1
+            self.errors_by_status[status] = self.errors_by_status.get(status, 0) + 1
+
     def merge(self, other: WindowRecord) -> None:
         self.duration_s = max(self.duration_s, other.duration_s)
         self.histogram.merge(other.histogram)
@@ -129,13 +138,8 @@ class _Engine:
         window = self.window
         if window is None:
             return
-        window.count += 1
+        window.add(latency_s, ok, status)
         self.measured += 1
-        if ok:
-            window.histogram.record(latency_s * 1000.0)
-        else:
-            window.errors += 1
-            window.errors_by_status[status] = window.errors_by_status.get(status, 0) + 1
         if self.plan.max_requests is not None and self.measured >= self.plan.max_requests:
             self.stopping = True
 
