@@ -231,6 +231,13 @@ def _judge_against_runs(
     return replace(judged, verdict="pass", reason=f"better, but within {spread}")
 
 
+def _check_alpha_and_tolerance(alpha: float, tolerance: float) -> None:
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha={alpha!r} must be in (0, 0.5), e.g. 0.01")
+    if tolerance < 0:
+        raise ValueError(f"tolerance={tolerance!r} must be >= 0, e.g. 0.10 for 10%")
+
+
 def judge_metric(
     metric: str,
     baseline_values: Sequence[float],
@@ -254,10 +261,7 @@ def judge_metric(
     window-level test, which sees noise within a run only.
     """
     _lower_is_better(metric)
-    if not 0 < alpha < 0.5:
-        raise ValueError(f"alpha={alpha!r} must be in (0, 0.5), e.g. 0.01")
-    if tolerance < 0:
-        raise ValueError(f"tolerance={tolerance!r} must be >= 0, e.g. 0.10 for 10%")
+    _check_alpha_and_tolerance(alpha, tolerance)
     base, cur = _finite(baseline_values), _finite(current_values)
     empty = MetricVerdict(
         metric=metric, verdict="inconclusive", baseline=None, current=None, change=None, ci_low=None,
@@ -370,10 +374,7 @@ def judge_paired(
     ``tolerance`` and the one-sided ``1 - alpha`` bound excluding "no change".
     """
     lower_better = _lower_is_better(metric)
-    if not 0 < alpha < 0.5:
-        raise ValueError(f"alpha={alpha!r} must be in (0, 0.5), e.g. 0.01")
-    if tolerance < 0:
-        raise ValueError(f"tolerance={tolerance!r} must be >= 0, e.g. 0.10 for 10%")
+    _check_alpha_and_tolerance(alpha, tolerance)
     if method not in ("signed_rank", "student_t"):
         raise ValueError(f"method={method!r}: use 'signed_rank' or 'student_t'")
     pairs = [
