@@ -39,13 +39,26 @@ class Loaded:
 
     servable: Servable
     batcher: Batcher | None = None
+    _in_flight: int = 0
+    _drained: threading.Condition = field(default_factory=threading.Condition)
 
     def run(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self.batcher is not None:
-            return self.batcher.submit(signature, inputs)
-        return self.servable.run(signature, inputs)
+        with self._drained:
+            self._in_flight += 1
+        try:
+            if self.batcher is not None:
+                return self.batcher.submit(signature, inputs)
+            return self.servable.run(signature, inputs)
+        finally:
+            with self._drained:
+                self._in_flight -= 1
+                self._drained.notify_all()
 
-    def close(self) -> None:
+    def close(self, drain_s: float = 30.0) -> None:
+        """Unload: requests already running on this version finish first (as TF Serving holds a
+        servable until its handles are released), then the batcher and the servable stop."""
+        with self._drained:
+            self._drained.wait_for(lambda: self._in_flight == 0, timeout=drain_s)
         if self.batcher is not None:
             self.batcher.stop()
         self.servable.close()

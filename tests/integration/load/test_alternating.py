@@ -32,7 +32,7 @@ def test_both_sides_share_every_window(server: Server) -> None:
     assert len(ma.windows) == len(mb.windows) == 4
     for wa, wb in zip(ma.windows, mb.windows, strict=True):
         assert wa.start_s == wb.start_s and wa.duration_s == wb.duration_s
-        assert abs(wa.count - wb.count) <= 1  # one worker: strictly A, B, B, A, ...
+        assert abs(wa.count - wb.count) <= 2  # one worker: A B B A A B ..., a window may cut "A A"
         assert wa.count > 10
     for m in (ma, mb):
         _consistent(m)
