@@ -20,8 +20,9 @@ import itertools
 import time
 
 from pytest_tfserving.load.clients import Client
+from pytest_tfserving.load.heap import frozen_heap
 from pytest_tfserving.load.histogram import Histogram
-from pytest_tfserving.load.loops import WindowRecord
+from pytest_tfserving.load.loops import WindowGrid, WindowRecord
 from pytest_tfserving.load.payloads import RequestPool
 from pytest_tfserving.load.runner import LoadConfig
 from pytest_tfserving.load.summary import StabilityRule, Summarizer
@@ -53,7 +54,8 @@ def measure_alternating(
     extra = {"alternating": 1.0}
     summaries = (a.summarizer(rule, extra=extra), b.summarizer(rule, extra=extra))
     pools = (a.pool(), b.pool())
-    asyncio.run(_alternate((a, b), pools, summaries, windows, warmup_s, window_s))
+    with frozen_heap():
+        asyncio.run(_alternate((a, b), pools, summaries, windows, warmup_s, window_s))
     return summaries[0].measurement(), summaries[1].measurement()
 
 
@@ -107,10 +109,12 @@ async def _alternate(
         await asyncio.sleep(warmup_s)
         await asyncio.gather(*(asyncio.to_thread(s.prime) for s in summaries))
         origin = start = loop.time()
+        grid = WindowGrid(origin, window_s)
         state.current = _records(0, 0.0)
         cpu0 = time.thread_time()
         for index in range(windows):
-            await asyncio.sleep(max(0.0, origin + (index + 1) * window_s - loop.time()))
+            end, _ = grid.end_of(index, start)
+            await asyncio.sleep(max(0.0, end - loop.time()))
             finished = state.current
             assert finished is not None
             now, cpu = loop.time(), time.thread_time()

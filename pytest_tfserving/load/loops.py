@@ -101,6 +101,24 @@ class WindowRecord:
         self.capped_sends += other.capped_sends
 
 
+@dataclass
+class WindowGrid:
+    """Window ``k`` ends at ``origin + (k + 1) * length``: windows stay back to back and, across load
+    processes, cover the same seconds. When the loop opens a window so late that less than half of it
+    is left (it was stalled: a collector pass, a descheduled VM), the grid moves to the late start, so
+    the window is measured whole instead of as a sliver with next to no requests in it."""
+
+    origin: float
+    length: float
+
+    def end_of(self, index: int, began: float) -> tuple[float, float]:
+        """When window ``index``, opened at ``began``, ends, and how late it opened (seconds)."""
+        scheduled = self.origin + index * self.length
+        if scheduled + self.length - began < self.length / 2:
+            self.origin = began - index * self.length
+        return self.origin + (index + 1) * self.length, max(0.0, began - scheduled)
+
+
 def arrival_offsets(rate: float, arrival: str, seed: int) -> Iterator[float]:
     """Scheduled start of each request, in seconds after the loop's start: k / rate for "constant"
     (no float drift), cumulative exponential gaps for "poisson" (drawn in chunks, seeded)."""
@@ -214,18 +232,20 @@ class _Engine:
             drivers = [self.loop.create_task(self._open_scheduler(first))]
         try:
             measure_start = start_at + plan.warmup_s
+            grid = WindowGrid(measure_start, plan.window_s)
             await self._sleep_until(measure_start, stop_requested)
             for k in range(plan.max_windows):
                 if self.stopping or stop_requested():
                     break
                 began, cpu0 = self.loop.time(), time.thread_time()
+                end, late_s = grid.end_of(k, began)
                 self.window = WindowRecord(index=k, start_s=began - measure_start)
-                lag = await self._sleep_until(measure_start + (k + 1) * plan.window_s, stop_requested)
+                lag = await self._sleep_until(end, stop_requested)
                 window, ended = self.window, self.loop.time()
-                if stop_requested() and ended < measure_start + (k + 1) * plan.window_s:
+                if stop_requested() and ended < end:
                     break  # the run was ended from outside mid-window: drop the partial window
                 window.duration_s = ended - began
-                window.max_loop_lag_ms = lag
+                window.max_loop_lag_ms = max(lag, late_s * 1000.0)
                 window.loop_cpu = (time.thread_time() - cpu0) / max(window.duration_s, 1e-9)
                 self.window = WindowRecord(index=k + 1, start_s=ended - measure_start)
                 emit(window)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pytest_tfserving.load.clients import Client, open_client
+from pytest_tfserving.load.heap import frozen_heap
 from pytest_tfserving.load.loops import LoopPlan, WindowRecord, run_windows
 from pytest_tfserving.load.payloads import PayloadOptions, RequestPool, build_pool, fetch_signature
 from pytest_tfserving.load.server_latency import ServerLatencySource
@@ -216,7 +217,8 @@ def measure_config(
     )
     summarizer = config.summarizer(rule, extra={"workers": float(workers)})
     if workers == 1:
-        asyncio.run(_measure_in_process(config, pool, plan, summarizer, progress))
+        with frozen_heap():
+            asyncio.run(_measure_in_process(config, pool, plan, summarizer, progress))
     else:
         _measure_with_workers(config, pool, plan, summarizer, progress, workers)
     return summarizer.measurement()
@@ -427,9 +429,10 @@ def measure_interleaved(
     summaries = {
         name: cfg.summarizer(rule, extra={"interleaved_rounds": float(rounds)}) for name, cfg in sides.items()
     }
-    asyncio.run(
-        _interleave(sides, pools, summaries, rounds, warmup_s, window_s, rewarm_s, order, progress, seed)
-    )
+    with frozen_heap():
+        asyncio.run(
+            _interleave(sides, pools, summaries, rounds, warmup_s, window_s, rewarm_s, order, progress, seed)
+        )
     return summaries["a"].measurement(), summaries["b"].measurement()
 
 

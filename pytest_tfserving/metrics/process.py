@@ -36,7 +36,6 @@ class ProcessSampler:
         # pid -> (create_time, cpu seconds at the previous sample); create_time guards pid reuse.
         self._cpu_by_pid: dict[int, tuple[float, float]] = {}
         self._last_wall: float | None = None
-        self._last_epoch: float | None = None
 
     def _tree(self) -> list[psutil.Process]:
         procs = [self._root]
@@ -50,7 +49,6 @@ class ProcessSampler:
         if not self._root.is_running():
             raise SamplingError(f"server process {self.pid} has exited; cannot sample its resources")
         now = time.monotonic()
-        epoch = time.time()
         rss = 0
         cpu_delta = 0.0
         seen: dict[int, tuple[float, float]] = {}
@@ -70,14 +68,17 @@ class ProcessSampler:
             previous = self._cpu_by_pid.get(proc.pid)
             if previous is not None and previous[0] == created:
                 cpu_delta += max(0.0, cpu - previous[1])
-            elif self._last_epoch is not None and created >= self._last_epoch - 0.01:
-                cpu_delta += cpu  # started since the last sample: all its CPU time is in this interval
+            elif self._last_wall is not None:
+                # Not in the tree at the last sample (or its pid was reused): it started since, so all
+                # its CPU time is in this interval. Not decided by comparing create_time with the
+                # clock: psutil derives it from the kernel's whole-second boot time, which put children
+                # up to a second before the sample they followed (seen here: 0.5 s).
+                cpu_delta += cpu
         cpu_percent = 0.0
         if self._last_wall is not None and now > self._last_wall:
             cpu_percent = 100.0 * cpu_delta / (now - self._last_wall)
         self._cpu_by_pid = seen
         self._last_wall = now
-        self._last_epoch = epoch
         return ResourceSample(timestamp=now, cpu_percent=cpu_percent, rss_mb=rss / MIB)
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from load_servers import MODEL, Server, embedded_server, export_tiny
 
 from pytest_tfserving.load import measure
 from pytest_tfserving.load.clients import Client, open_client
-from pytest_tfserving.load.loops import LoopPlan, run_windows
+from pytest_tfserving.load.loops import LoopPlan, WindowRecord, run_windows
 from pytest_tfserving.load.payloads import PayloadOptions, build_pool, fetch_signature
 
 
@@ -104,3 +105,30 @@ def test_server_slowing_down_mid_run_shows_up(
         assert np.median([w.p50_ms for w in late]) > 2.0 * np.median([w.p50_ms for w in early])
     else:
         assert np.median([w.rps for w in late]) < 0.6 * np.median([w.rps for w in early])
+
+
+@pytest.mark.parametrize("mode", ["closed", "open"])
+def test_a_stalled_loop_still_measures_whole_windows(server: Server, mode: str) -> None:
+    """The loop blocked (as by a collector pass or a descheduled VM) from just before warm-up ends
+    until past the first window's end: that window is measured whole, from its late start, instead
+    of as a sliver with no request in it, and the stall shows up as loop lag."""
+    pool = build_pool(
+        fetch_signature(server.grpc_target, "grpc", MODEL), "grpc", MODEL, "serving_default", PayloadOptions()
+    )
+    plan = LoopPlan(mode=mode, concurrency=1, rate=50, warmup_s=0.3, window_s=0.4, max_windows=3)
+    windows: list[WindowRecord] = []
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        client = open_client("grpc", server.grpc_target, MODEL, pool, timeout_s=5, connections=1)
+        start = loop.time()
+        loop.call_at(start + 0.25, time.sleep, 0.6)  # blocks the loop until 0.45 s into window 0
+        try:
+            await run_windows(client, plan, start, emit=windows.append)
+        finally:
+            await client.close()
+
+    asyncio.run(run())
+    assert [w.index for w in windows] == [0, 1, 2]
+    assert all(w.duration_s >= 0.39 and w.count - w.errors > 0 for w in windows)
+    assert windows[0].max_loop_lag_ms >= 400
