@@ -34,6 +34,7 @@ class Step:
 # The study's rows: baseline 156 ms / 64 req/s; INT8 89 ms / 112 req/s; threads 8/8 76 ms / 132 req/s.
 STEPS: tuple[Step, ...] = (
     Step("baseline fp32 (SavedModel)", r"fp32-c1", "latency", None, "156 ms, CPU 85 %, GPU 72 %"),
+    Step("baseline fp32 (SavedModel)", r"fp32-single", "latency", r"fp32-c1"),
     Step("baseline fp32 (SavedModel)", r"fp32-c\d+", "throughput", None, "64 req/s"),
     Step("1. INT8 full (TFLite)", r"int8-c1", "latency", r"fp32-c1", "89 ms, CPU 68 %, GPU 45 %"),
     Step("1. INT8 full (TFLite)", r"int8-c\d+", "throughput", r"fp32-c(?!1$)\d+", "112 req/s"),
@@ -94,6 +95,8 @@ def _relative(records: Sequence[TestRecord], test_id: str) -> str:
 
 
 def _load(m: Measurement) -> str:
+    if m.extra.get("single_request"):
+        return "1 at a time (pytest-benchmark)"
     if m.mode == "open":
         return f"open {m.target_rps:g}/s"
     return f"c={m.concurrency}"

@@ -70,13 +70,19 @@ def sweep_rps(perf: PerfHandle, server: Any, suite: Suite, concurrency: int) -> 
 
 @pytest.mark.perf
 def test_fp32_latency(perf: PerfHandle, tfserving_server_factory: Any, deployments: Deployments,
-                      suite: Suite) -> None:
-    """Baseline: one request at a time, the study's 156 ms row (which it mixes with throughput)."""
+                      suite: Suite, benchmark: Any) -> None:
+    """Baseline: one request at a time, the study's 156 ms row (which it mixes with throughput).
+
+    Measured twice on the same server: by our load generator (one request in flight, windows until
+    stable; what --ab-baseline can pair) and by pytest-benchmark timing blocking requests one by one
+    (the single-request figure as that tool reports it, carried into our gate and report)."""
     # The sabotage is a deployment change a PR could make: --ab-baseline serves the recorded one beside it.
     threads = {"intra_op": 1, "inter_op": 1} if "fp32-threads" in suite.sabotage else {}
     server = tfserving_server_factory(deployments.fp32(**threads))
     m = perf.measure(server, name="fp32-c1", concurrency=1, **suite.measure_args())
-    assert m.count > 0
+    single = perf.single_request(server, benchmark, name="fp32-single", rounds=10 * suite.min_windows,
+                                 warmup_rounds=3, windows=suite.min_windows)
+    assert m.count > 0 and single.count == 10 * suite.min_windows
 
 
 @pytest.mark.perf

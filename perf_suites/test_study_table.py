@@ -30,6 +30,8 @@ def test_rows_changes_and_study_figures() -> None:
     node = "perf_suites/test_resnet50.py::test_quantized_latency[int8]"
     records = [
         TestRecord("perf_suites/test_resnet50.py::test_fp32_latency@fp32-c1", fp32),
+        TestRecord("perf_suites/test_resnet50.py::test_fp32_latency@fp32-single",
+                   measurement(190.0, 5.2, single_request=1.0)),
         TestRecord("perf_suites/test_resnet50.py::test_fp32_throughput@fp32-c4", measurement(800.0, 5.0, 4)),
         TestRecord(f"{node}@int8-c1", int8),
         TestRecord(node, verdicts=(judge_relative(int8, fp32, "p50_ms", max_ratio=1.0,
@@ -43,6 +45,8 @@ def test_rows_changes_and_study_figures() -> None:
     lines = table.splitlines()
     baseline = next(line for line in lines if line.startswith("| baseline fp32") and "c=1" in line)
     assert "200.0" in baseline and "156 ms" in baseline and "reference" in baseline
+    single = next(line for line in lines if "pytest-benchmark" in line)
+    assert single.startswith("| baseline fp32") and "190.0" in single and "p50 -5 %" in single
     throughput = next(line for line in lines if line.startswith("| baseline fp32") and "c=4" in line)
     assert "64 req/s" in throughput
     int8_row = next(line for line in lines if line.startswith("| 1. INT8 full"))

@@ -31,6 +31,7 @@ from pytest_tfserving.load.histogram import Histogram
 from pytest_tfserving.load.payloads import PayloadOptions
 from pytest_tfserving.load.runner import LoadConfig, measure_config, measure_interleaved
 from pytest_tfserving.load.server_latency import ServerLatencySnapshot
+from pytest_tfserving.load.single_request import BenchmarkFixture, measure_single_requests
 from pytest_tfserving.load.summary import StabilityRule
 from pytest_tfserving.metrics.composite import CompositeSampler
 from pytest_tfserving.metrics.gpu import gpu_sampler_or_reason
@@ -456,6 +457,48 @@ class PerfHandle:
                     config.sampler.close()
         self.relative.append(verdict)
         return ma, mb, verdict
+
+    def single_request(
+        self,
+        server: Server,
+        benchmark: BenchmarkFixture,
+        *,
+        name: str | None = None,
+        rounds: int = 100,
+        warmup_rounds: int = 10,
+        windows: int | None = None,
+        **load: Any,
+    ) -> Measurement:
+        """Single-request latency (one blocking request at a time, nothing else in flight) timed by
+        pytest-benchmark's ``benchmark`` fixture: its statistics become the measurement, which is
+        then judged and recorded like ``measure``'s. ``windows`` (default --perf-min-windows) cuts the
+        rounds into consecutive windows for the judge. ``load``: protocol, model, signature_name,
+        payloads, timeout_s. A failed request stops the run (``RequestFailed``): error rates are
+        ``measure``'s job. ``benchmark`` can be used once per test, so an inconclusive verdict is
+        not re-measured, and --ab-baseline does not apply (a note says so).
+        """
+        with crash_explains_errors(server):
+            server.check_alive()
+            config = self.load_config(server, **load)
+            try:
+                measurement = measure_single_requests(
+                    config,
+                    benchmark,
+                    rounds=rounds,
+                    warmup_rounds=warmup_rounds,
+                    windows=windows or self._context.settings.perf_min_windows,
+                )
+            finally:
+                if config.sampler is not None:
+                    config.sampler.close()
+            server.check_alive()
+        self.record(measurement, server, name=name)
+        if self._context.settings.ab_baseline:
+            self.recorded[-1].notes.append(
+                "--ab-baseline: judged against the stored runs: single-request latency is timed once, "
+                "by pytest-benchmark"
+            )
+        return measurement
 
     def record(self, measurement: Measurement, server: Server, *, name: str | None = None) -> None:
         """Record a measurement made elsewhere (judged against its baseline like ``measure``'s)."""
