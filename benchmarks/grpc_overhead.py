@@ -11,6 +11,12 @@ signature for GetModelMetadata), loaded by the same client. Its whole round trip
 server plus our client cost here before a single line of serving runs; the embedded gap minus that
 floor is what our server adds outside its timer.
 
+The client's own share is measured against a zero-work C++ gRPC server (benchmarks/native/, built here
+from Debian's libgrpc++-dev, the gRPC stack tensorflow_model_server runs on) answering the same canned
+bytes: it does no serving work, so its server-side time is ~0 and our client's whole round trip against
+it bounds the gap "client p50 minus server-side p50" from above, as it would be measured against
+tensorflow_model_server. Without g++ and libgrpc++-dev that row is skipped, with the install command.
+
     .venv/bin/python benchmarks/grpc_overhead.py [--windows 8] [--rounds 3]
     # against real tensorflow_model_server (C++ gRPC), where Docker is available:
     .venv/bin/python benchmarks/grpc_overhead.py --target 127.0.0.1:8500 \
@@ -62,41 +68,44 @@ def sync_client_p50_ms(target: str, model: str, requests: int = 1500) -> float:
     return statistics.median(times[100:]) * 1000.0
 
 
-def serve_floor(model_dir: str) -> None:
-    """Child process: the zero-work PredictionService; prints its port, serves until killed."""
-    from concurrent import futures
-
-    import grpc
+def canned_responses(model_dir: Path) -> tuple[Any, Any]:
+    """The tiny model's PredictResponse (fixed values) and GetModelMetadataResponse, as protos."""
     import numpy as np
-    from tensorflow_serving.apis import (
-        get_model_metadata_pb2,
-        predict_pb2,
-        prediction_service_pb2_grpc,
-    )
+    from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2
 
     from pytest_tfserving.embedded.servables import read_signature_defs
     from pytest_tfserving.embedded.tensors import to_proto
 
-    signatures = read_signature_defs(Path(model_dir), {"serve"})
     response = predict_pb2.PredictResponse()
     response.model_spec.name = "tiny"
     response.model_spec.version.value = 1
     response.model_spec.signature_name = "serving_default"
     response.outputs["output_0"].CopyFrom(to_proto(np.full((1, 10), 0.1, dtype=np.float32)))
+    metadata = get_model_metadata_pb2.GetModelMetadataResponse()
+    metadata.model_spec.name = "tiny"
+    metadata.model_spec.version.value = 1
+    sig_map = get_model_metadata_pb2.SignatureDefMap()
+    for key, sdef in read_signature_defs(model_dir, {"serve"}).items():
+        sig_map.signature_def[key].CopyFrom(sdef)
+    metadata.metadata["signature_def"].Pack(sig_map)
+    return response, metadata
+
+
+def serve_floor(model_dir: str) -> None:
+    """Child process: the zero-work PredictionService; prints its port, serves until killed."""
+    from concurrent import futures
+
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    response, metadata = canned_responses(Path(model_dir))
 
     class Floor(prediction_service_pb2_grpc.PredictionServiceServicer):
         def Predict(self, request: Any, context: Any) -> Any:
             return response
 
         def GetModelMetadata(self, request: Any, context: Any) -> Any:
-            reply = get_model_metadata_pb2.GetModelMetadataResponse()
-            reply.model_spec.name = "tiny"
-            reply.model_spec.version.value = 1
-            sig_map = get_model_metadata_pb2.SignatureDefMap()
-            for key, sdef in signatures.items():
-                sig_map.signature_def[key].CopyFrom(sdef)
-            reply.metadata["signature_def"].Pack(sig_map)
-            return reply
+            return metadata
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Floor(), server)
@@ -106,18 +115,69 @@ def serve_floor(model_dir: str) -> None:
     server.wait_for_termination()
 
 
-def start_floor(model_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--serve-floor", str(model_dir)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+def start_port_printer(command: list[str], what: str) -> tuple[subprocess.Popen[str], str]:
+    """Start a server that prints its port on its first stdout line; returns it and its target."""
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     line = child.stdout.readline().strip()
     if not line.isdigit():
         child.kill()
-        raise RuntimeError(f"floor server did not start (said {line!r})")
+        raise RuntimeError(f"{what} did not start (said {line!r})")
     return child, f"127.0.0.1:{line}"
+
+
+NATIVE = Path(__file__).parent / "native"
+
+
+def build_native(workdir: Path, name: str) -> tuple[Path | None, str]:
+    """Compile benchmarks/native/<name>.cc; (binary, "") or (None, why not and how to fix it)."""
+    try:
+        flags = subprocess.run(
+            ["pkg-config", "--cflags", "--libs", "grpc++"], capture_output=True, text=True, check=True
+        ).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return None, "no grpc++ for pkg-config: apt-get install g++ pkg-config libgrpc++-dev"
+    binary = workdir / name
+    built = subprocess.run(
+        ["g++", "-O2", "-std=c++17", str(NATIVE / f"{name}.cc"), *flags, "-o", str(binary)],
+        capture_output=True,
+        text=True,
+    )
+    if built.returncode != 0:
+        return None, f"g++ failed: {built.stderr[-800:]}"
+    return binary, ""
+
+
+def native_client_p50_ms(binary: Path, target: str, model: str, workdir: Path, requests: int = 3000) -> float:
+    """The C++ blocking client's median round trip for the same Predict body our clients send."""
+    from pytest_tfserving.load.payloads import PayloadOptions, build_pool, fetch_signature
+    from pytest_tfserving.load.wire import PREDICT_METHOD
+
+    pool = build_pool(
+        fetch_signature(target, "grpc", model), "grpc", model, "serving_default", PayloadOptions(pool_size=1)
+    )
+    body = workdir / "request.bin"
+    body.write_bytes(pool.body(0))
+    done = subprocess.run(
+        [str(binary), target, PREDICT_METHOD, str(body), str(requests)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(done.stdout.strip())
+
+
+def start_native_floor(workdir: Path, model_dir: Path) -> tuple[subprocess.Popen[str] | None, str]:
+    """The C++ zero-work server with the tiny model's canned responses; (None, why) when unbuildable."""
+    binary, why = build_native(workdir, "zero_grpc_server")
+    if binary is None:
+        return None, why
+    response, metadata = canned_responses(model_dir)
+    (workdir / "predict.bin").write_bytes(response.SerializeToString())
+    (workdir / "metadata.bin").write_bytes(metadata.SerializeToString())
+    return start_port_printer(
+        [str(binary), str(workdir / "predict.bin"), str(workdir / "metadata.bin")], "C++ zero-work server"
+    )
 
 
 def main() -> int:
@@ -159,11 +219,38 @@ def main() -> int:
             )
             target, metrics_url = server.grpc_target, server.rest_url + DEFAULT_PATH
             model, label = "tiny", "embedded"
-        floor, floor_target = start_floor(models / "1")
+        floor, floor_target = start_port_printer(
+            [sys.executable, __file__, "--serve-floor", str(models / "1")], "zero-work Python server"
+        )
+        native, native_target = start_native_floor(Path(tmp), models / "1")
+        native_client, _ = build_native(Path(tmp), "grpc_ping_client") if native else (None, "")
+        if native is None:
+            print(f"C++ zero-work server skipped: {native_target}")
         try:
             scraper = PrometheusScraper(metrics_url, labels={"model_name": model})
             p50_gaps, mean_gaps, sync_p50, ours_p50, floor_p50 = [], [], [], [], []
+            native_p50, native_sync_p50, cpp_p50 = [], [], []
             for r in range(args.rounds):
+                if native is not None:
+                    n = measure(
+                        native_target,
+                        "tiny",
+                        concurrency=1,
+                        warmup_s=1.0,
+                        window_s=1.0,
+                        min_windows=args.windows,
+                        max_windows=args.windows,
+                    )
+                    native_p50.append(n.p50_ms)
+                    native_sync_p50.append(sync_client_p50_ms(native_target, "tiny"))
+                    if native_client is not None:
+                        cpp_p50.append(native_client_p50_ms(native_client, native_target, "tiny", Path(tmp)))
+                    print(
+                        f"round {r}: C++ zero-work server: our client p50 {n.p50_ms:.3f} ms "
+                        f"(mean {n.mean_ms:.3f}, {n.rps:.0f} req/s, {n.errors} errors), blocking grpc "
+                        f"client p50 {native_sync_p50[-1]:.3f} ms, C++ client p50 "
+                        f"{cpp_p50[-1] if cpp_p50 else float('nan'):.3f} ms"
+                    )
                 f = measure(
                     floor_target,
                     "tiny",
@@ -198,8 +285,10 @@ def main() -> int:
                     f"round trip p50 {floor_p50[-1]:.3f} ms"
                 )
         finally:
-            floor.kill()
-            floor.wait()
+            for child in (floor, native):
+                if child is not None:
+                    child.kill()
+                    child.wait()
             if server is not None:
                 server.stop()
     print(
@@ -210,6 +299,20 @@ def main() -> int:
         f"{statistics.median(floor_p50):.3f} ms; the {label} gap beyond that floor "
         f"{statistics.median(p50_gaps) - statistics.median(floor_p50):.3f} ms"
     )
+    if native_p50:
+        ours, stub = statistics.median(native_p50), statistics.median(native_sync_p50)
+        print(
+            f"against the zero-work C++ gRPC server (server-side time ~0, so the round trip is the gap "
+            f"'client p50 minus server p50'; goal <= 0.3 ms): our client {ours:.3f} ms, a blocking "
+            f"Python grpc stub {stub:.3f} ms"
+        )
+        if cpp_p50:
+            floor_cpp = statistics.median(cpp_p50)
+            print(
+                f"  a C++ client {floor_cpp:.3f} ms: loopback plus C++ gRPC on both sides, what no "
+                f"client goes below here; our client adds {ours - floor_cpp:.3f} ms to it, a blocking "
+                f"Python stub {stub - floor_cpp:.3f} ms"
+            )
     return 0
 
 
