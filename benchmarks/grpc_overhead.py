@@ -40,6 +40,7 @@ from pytest_tfserving.embedded.launch import embedded_command, start_server
 from pytest_tfserving.load import measure
 from pytest_tfserving.metrics.prometheus import DEFAULT_PATH, PrometheusScraper
 from pytest_tfserving.models.tiny import export_tiny_model_in_child
+from pytest_tfserving.results import Measurement
 
 
 def sync_client_p50_ms(target: str, model: str, requests: int = 1500) -> float:
@@ -180,6 +181,14 @@ def start_native_floor(workdir: Path, model_dir: Path) -> tuple[subprocess.Popen
     )
 
 
+def at_concurrency_1(target: str, model: str, windows: int, **more: Any) -> Measurement:
+    """Our client, one request in flight, 1 s warm-up and ``windows`` 1-s windows."""
+    return measure(
+        target, model, concurrency=1, warmup_s=1.0, window_s=1.0, min_windows=windows, max_windows=windows,
+        **more,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=8, help="1 s windows per round (default 8)")
@@ -232,15 +241,7 @@ def main() -> int:
             native_p50, native_sync_p50, cpp_p50 = [], [], []
             for r in range(args.rounds):
                 if native is not None:
-                    n = measure(
-                        native_target,
-                        "tiny",
-                        concurrency=1,
-                        warmup_s=1.0,
-                        window_s=1.0,
-                        min_windows=args.windows,
-                        max_windows=args.windows,
-                    )
+                    n = at_concurrency_1(native_target, "tiny", args.windows)
                     native_p50.append(n.p50_ms)
                     native_sync_p50.append(sync_client_p50_ms(native_target, "tiny"))
                     if native_client is not None:
@@ -251,27 +252,10 @@ def main() -> int:
                         f"client p50 {native_sync_p50[-1]:.3f} ms, C++ client p50 "
                         f"{cpp_p50[-1] if cpp_p50 else float('nan'):.3f} ms"
                     )
-                f = measure(
-                    floor_target,
-                    "tiny",
-                    concurrency=1,
-                    warmup_s=1.0,
-                    window_s=1.0,
-                    min_windows=args.windows,
-                    max_windows=args.windows,
-                )
+                f = at_concurrency_1(floor_target, "tiny", args.windows)
                 floor_p50.append(f.p50_ms)
                 sync_p50.append(sync_client_p50_ms(target, model))
-                m = measure(
-                    target,
-                    model,
-                    concurrency=1,
-                    warmup_s=1.0,
-                    window_s=1.0,
-                    min_windows=args.windows,
-                    max_windows=args.windows,
-                    server_latency=scraper.scrape,
-                )
+                m = at_concurrency_1(target, model, args.windows, server_latency=scraper.scrape)
                 assert m.server_p50_ms is not None and m.server_mean_ms is not None
                 p50_gaps.append(m.p50_ms - m.server_p50_ms)
                 ours_p50.append(m.p50_ms)

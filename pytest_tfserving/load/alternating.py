@@ -20,9 +20,9 @@ import itertools
 import time
 
 from pytest_tfserving.load.clients import Client
-from pytest_tfserving.load.heap import frozen_heap
 from pytest_tfserving.load.histogram import Histogram
 from pytest_tfserving.load.loops import WindowGrid, WindowRecord
+from pytest_tfserving.load.measured_run import run_measured
 from pytest_tfserving.load.payloads import RequestPool
 from pytest_tfserving.load.runner import LoadConfig
 from pytest_tfserving.load.summary import StabilityRule, Summarizer
@@ -54,8 +54,7 @@ def measure_alternating(
     extra = {"alternating": 1.0}
     summaries = (a.summarizer(rule, extra=extra), b.summarizer(rule, extra=extra))
     pools = (a.pool(), b.pool())
-    with frozen_heap():
-        asyncio.run(_alternate((a, b), pools, summaries, windows, warmup_s, window_s))
+    run_measured(_alternate((a, b), pools, summaries, windows, warmup_s, window_s))
     return summaries[0].measurement(), summaries[1].measurement()
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pytest_tfserving.load.clients import Client, open_client
-from pytest_tfserving.load.heap import frozen_heap
 from pytest_tfserving.load.loops import LoopPlan, WindowRecord, run_windows
+from pytest_tfserving.load.measured_run import run_measured
 from pytest_tfserving.load.payloads import PayloadOptions, RequestPool, build_pool, fetch_signature
 from pytest_tfserving.load.server_latency import ServerLatencySource
 from pytest_tfserving.load.summary import StabilityRule, Summarizer
@@ -217,8 +217,7 @@ def measure_config(
     )
     summarizer = config.summarizer(rule, extra={"workers": float(workers)})
     if workers == 1:
-        with frozen_heap():
-            asyncio.run(_measure_in_process(config, pool, plan, summarizer, progress))
+        run_measured(_measure_in_process(config, pool, plan, summarizer, progress))
     else:
         _measure_with_workers(config, pool, plan, summarizer, progress, workers)
     return summarizer.measurement()
@@ -429,10 +428,9 @@ def measure_interleaved(
     summaries = {
         name: cfg.summarizer(rule, extra={"interleaved_rounds": float(rounds)}) for name, cfg in sides.items()
     }
-    with frozen_heap():
-        asyncio.run(
-            _interleave(sides, pools, summaries, rounds, warmup_s, window_s, rewarm_s, order, progress, seed)
-        )
+    run_measured(
+        _interleave(sides, pools, summaries, rounds, warmup_s, window_s, rewarm_s, order, progress, seed)
+    )
     return summaries["a"].measurement(), summaries["b"].measurement()
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from pytest_tfserving.load.clients import open_client
 from pytest_tfserving.load.loops import LoopPlan, run_windows
+from pytest_tfserving.load.measured_run import run_measured
 from pytest_tfserving.load.payloads import RequestPool
 
 
@@ -33,7 +34,7 @@ class WorkerSpec:
 def worker_main(worker_id: int, spec: WorkerSpec, out: Any, go: Any, start_at: Any, stop: Any) -> None:
     """Entry point in the child: report "ready", wait for ``go``, run, report "done" (or "error")."""
     try:
-        asyncio.run(_run(worker_id, spec, out, go, start_at, stop))
+        run_measured(_run(worker_id, spec, out, go, start_at, stop))
         out.put(("done", worker_id, None))
     except BaseException:  # the parent must hear about any failure, or it waits for nothing
         out.put(("error", worker_id, traceback.format_exc()))

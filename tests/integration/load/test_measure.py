@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 from typing import Any
 
 import pytest
@@ -186,3 +188,26 @@ def test_interleaved_windows_alternate(server: Server) -> None:
     assert len(ma.windows) == len(mb.windows) == 3
     assert ma.protocol == "grpc" and mb.protocol == "rest" and ma.errors == mb.errors == 0
     assert ma.windows[0].start_s < mb.windows[0].start_s < mb.windows[1].start_s < ma.windows[1].start_s
+
+
+class _MillisecondClockLoop(asyncio.SelectorEventLoop):
+    """A loop whose clock ticks in whole milliseconds, as uvloop's (libuv's) does."""
+
+    def time(self) -> float:
+        return math.floor(super().time() * 1000.0) / 1000.0
+
+
+class _MillisecondClockPolicy(asyncio.DefaultEventLoopPolicy):
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        return _MillisecondClockLoop()
+
+
+def test_an_installed_event_loop_policy_does_not_round_latencies(server: Server) -> None:
+    asyncio.set_event_loop_policy(_MillisecondClockPolicy())  # as uvloop.install() would
+    try:
+        m = measure(server.grpc_target, MODEL, min_windows=2, max_windows=2, **FAST)
+    finally:
+        asyncio.set_event_loop_policy(None)
+    values, _ = Histogram.from_dict(m.latency_histogram or {}).bucket_values()
+    off_the_millisecond = [v for v in values if abs(v - round(v)) > 0.03 * v]
+    assert len(off_the_millisecond) >= 3, f"latencies look rounded to whole ms: {values}"
