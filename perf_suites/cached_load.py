@@ -17,6 +17,7 @@ import numpy as np
 
 from pytest_tfserving.cache import AsyncCachedPredictor, BytesCodec, CacheStats, bytes_key_fn
 from pytest_tfserving.load.loops import WindowRecord, run_windows
+from pytest_tfserving.load.measured_run import run_measured
 from pytest_tfserving.load.payloads import RequestPool
 from pytest_tfserving.load.runner import LoadConfig
 from pytest_tfserving.load.summary import StabilityRule
@@ -133,7 +134,7 @@ def measure_cached(
             await client.close()
         return client.cached.stats
 
-    stats = asyncio.run(run())
+    stats = run_measured(run())
     measurement = summarizer.measurement()
     measurement = replace(measurement, extra={**measurement.extra, **stats.as_extra()})
     expected = expected_hits(pool.order, stats.requests) / stats.requests if stats.requests else 0.0
