@@ -211,8 +211,11 @@ def _pairs(
 
 
 def analyze(args: argparse.Namespace) -> None:
-    from pytest_tfserving.judge import judge_metric
+    from pytest_tfserving.judge import DEFAULT_RUN_DRIFT, judge_metric
     from pytest_tfserving.results import Measurement
+
+    run_drift = DEFAULT_RUN_DRIFT if args.run_drift is None else args.run_drift
+    print(f"run-to-run drift floor: {run_drift:g}")
 
     data = json.loads(Path(args.runs).read_text())
     runs = [
@@ -248,7 +251,8 @@ def analyze(args: argparse.Namespace) -> None:
                     for base, medians, chunk in items:
                         t = time.perf_counter()
                         verdicts.append(judge_metric(args.metric, base, chunk, tolerance=tol,
-                                                     alpha=args.alpha, baseline_runs=medians).verdict)
+                                                     alpha=args.alpha, baseline_runs=medians,
+                                                     run_drift=run_drift).verdict)
                         times.append(time.perf_counter() - t)
                     rows[role] = verdicts
                 aa = rows.get("base", [])
@@ -564,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--k", type=int, nargs="+", default=[5, 10, 20])
     a.add_argument("--tolerance", type=float, nargs="+", default=[0.10, 0.05, 0.03])
     a.add_argument("--alpha", type=float, default=0.01)
+    a.add_argument("--run-drift", type=float, default=None,
+                   help="the judge's floor on run-to-run spread (default: the plugin's; 0: none)")
     a.add_argument("--history", type=int, nargs="+", default=[1, 3, 5],
                    help="baseline runs: 1 = one run (window-level test), H = H runs from other servers")
     c = sub.add_parser("collect-ab", help="A/B: reference and candidate servers, interleaved windows")

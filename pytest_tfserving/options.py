@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from pytest_tfserving.judge import DEFAULT_RUN_DRIFT
+
 BACKENDS = ("auto", "docker", "binary", "embedded", "external")
 REDIS_BACKENDS = ("auto", "local", "docker", "external")
 PROTOCOLS = ("grpc", "rest")
@@ -230,6 +232,15 @@ OPTIONS: tuple[Option, ...] = (
         "relative change tolerated before a metric can regress (default: 0.10)",
     ),
     Option(
+        "--perf-run-drift",
+        "perf_run_drift",
+        DEFAULT_RUN_DRIFT,
+        _fraction,
+        "run-to-run drift between sessions that the judge assumes at least when testing against a "
+        "baseline's recorded runs, as a relative standard deviation; raise it on runners whose speed "
+        "drifts more, 0 trusts the recorded runs' own spread (default: 0.05)",
+    ),
+    Option(
         "--baselines-dir",
         "baselines_dir",
         "baselines",
@@ -326,6 +337,7 @@ class Settings:
     perf_min_windows: int
     perf_max_windows: int
     perf_tolerance: float
+    perf_run_drift: float
     baselines_dir: Path
     update_baselines: bool
     baseline_history: int

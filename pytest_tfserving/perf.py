@@ -521,6 +521,7 @@ class PerfHandle:
             gate=checks.gate,
             tolerance=checks.tolerance,
             tolerances=checks.tolerances,
+            run_drift=self._context.settings.perf_run_drift,
         )
 
 
