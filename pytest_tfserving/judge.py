@@ -33,10 +33,11 @@ DEFAULT_BOOTSTRAP = 2000
 DEFAULT_SEED = 0
 DEFAULT_MIN_RUNS = 3  # baseline runs needed before the judge tests against run-to-run spread
 # The run-to-run spread the judge assumes at least (sd of log run medians). A history recorded in one
-# sitting sees only that sitting's drift: here fp32 ResNet50's runs had sd 0.03 on one day and sat 18 %
-# (log 0.168) higher a week later, which failed an unchanged `make perf`. 0.05 is the smallest round
-# floor under which that shift is not significant for histories of 3 to 5 runs (docs/GATE.md).
-DEFAULT_RUN_DRIFT = 0.05
+# sitting sees only that sitting's drift: here fp32 ResNet50's runs had sd 0.03 on one day and read
+# 13-25 % slower a week later (worst log 0.222), which failed an unchanged `make perf`. 0.06 is the
+# smallest whole percent under which none of those runs is significant against 3 to 5 recorded runs
+# (docs/GATE.md).
+DEFAULT_RUN_DRIFT = 0.06
 PairedMethod = Literal["signed_rank", "student_t"]
 DEFAULT_PAIRED_METHOD: PairedMethod = "signed_rank"  # chosen by benchmarks/gate_quality.py analyze-ab
 

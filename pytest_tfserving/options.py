@@ -238,7 +238,7 @@ OPTIONS: tuple[Option, ...] = (
         _fraction,
         "run-to-run drift between sessions that the judge assumes at least when testing against a "
         "baseline's recorded runs, as a relative standard deviation; raise it on runners whose speed "
-        "drifts more, 0 trusts the recorded runs' own spread (default: 0.05)",
+        "drifts more, 0 trusts the recorded runs' own spread (default: 0.06)",
     ),
     Option(
         "--baselines-dir",
