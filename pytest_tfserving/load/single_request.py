@@ -57,62 +57,73 @@ class BenchmarkFixture(Protocol):
     ) -> Any: ...
 
 
-class BlockingPredict:
-    """Sends the pool's requests one at a time over one connection; ``__call__`` is one round."""
+class _Blocking:
+    """One transport's blocking Predict; ``__call__`` is one round: the next request of the pool."""
 
     def __init__(self, config: LoadConfig, pool: RequestPool) -> None:
         self._pool = pool
         self._timeout_s = config.timeout_s
         self._target = config.target
         self._next = itertools.count()
-        if config.protocol == "grpc":
-            import grpc
-
-            self._grpc = grpc
-            self._channel = grpc.insecure_channel(
-                config.target,
-                options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)],
-            )
-            self._call = self._channel.unary_unary(PREDICT_METHOD)
-            self.send = self._send_grpc
-        else:
-            url = urllib.parse.urlsplit(predict_url(config.target, config.model_name))
-            if url.scheme != "http":
-                raise ValueError(f"single-request REST supports http:// targets, got {config.target!r}")
-            self._path = url.path
-            self._http = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80,
-                                                    timeout=config.timeout_s)
-            self.send = self._send_rest
 
     def __call__(self) -> None:
         self.send(next(self._next))
 
-    def _send_grpc(self, i: int) -> None:
+    def send(self, i: int) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _failed(self, i: int, why: str) -> RequestFailed:
+        return RequestFailed(f"single request {i} to {self._target} failed: {why}")
+
+
+class BlockingGrpc(_Blocking):
+    def __init__(self, config: LoadConfig, pool: RequestPool) -> None:
+        import grpc
+
+        super().__init__(config, pool)
+        self._grpc = grpc
+        self._channel = grpc.insecure_channel(
+            config.target,
+            options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)],
+        )
+        self._call = self._channel.unary_unary(PREDICT_METHOD)
+
+    def send(self, i: int) -> None:
         try:
             self._call(self._pool.body(i), timeout=self._timeout_s)
         except self._grpc.RpcError as exc:
-            raise RequestFailed(
-                f"single request {i} to {self._target} failed: {exc.code().name}: {exc.details()}"
-            ) from None
+            raise self._failed(i, f"{exc.code().name}: {exc.details()}") from None
 
-    def _send_rest(self, i: int) -> None:
+    def close(self) -> None:
+        self._channel.close()
+
+
+class BlockingRest(_Blocking):
+    def __init__(self, config: LoadConfig, pool: RequestPool) -> None:
+        super().__init__(config, pool)
+        url = urllib.parse.urlsplit(predict_url(config.target, config.model_name))
+        if url.scheme != "http":
+            raise ValueError(f"single-request REST supports http:// targets, got {config.target!r}")
+        self._path = url.path
+        self._http = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80,
+                                                timeout=config.timeout_s)
+
+    def send(self, i: int) -> None:
         try:
             self._http.request("POST", self._path, self._pool.body(i), {"Content-Type": "application/json"})
             response = self._http.getresponse()
             body = response.read()
         except (OSError, http.client.HTTPException) as exc:
             self._http.close()
-            raise RequestFailed(f"single request {i} to {self._target} failed: {exc!r}") from None
+            raise self._failed(i, repr(exc)) from None
         if response.status != 200:
-            raise RequestFailed(
-                f"single request {i} to {self._target} failed: HTTP {response.status}: {body[:200]!r}"
-            )
+            raise self._failed(i, f"HTTP {response.status}: {body[:200]!r}")
 
     def close(self) -> None:
-        if hasattr(self, "_channel"):
-            self._channel.close()
-        else:
-            self._http.close()
+        self._http.close()
 
 
 class _Boundaries:
@@ -223,7 +234,7 @@ def measure_single_requests(
     if rounds < windows or windows < 1 or warmup_rounds < 0:
         raise ValueError(f"need rounds >= windows >= 1 and warmup_rounds >= 0, got {rounds}, {windows}, "
                          f"{warmup_rounds}")
-    caller = BlockingPredict(config, config.pool())
+    caller = (BlockingGrpc if config.protocol == "grpc" else BlockingRest)(config, config.pool())
     boundaries = _Boundaries(config, warmup_rounds, rounds // windows, windows)
     try:
         with frozen_heap():
