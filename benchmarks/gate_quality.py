@@ -20,8 +20,8 @@ in two steps and says so in its output:
     python benchmarks/gate_quality.py analyze /tmp/gate_runs.json
 
 A/B mode (``judge_paired``): the baseline's deployment (reference) is served next to the PR's
-(candidate) and both are measured in interleaved windows (``measure_interleaved``, order abba), so
-machine drift hits both sides of each window pair alike.
+(candidate) and both are measured paired (alternating requests, or interleaved windows), so machine
+drift hits both sides of each window pair alike.
 
 3. ``collect-ab``: calibration first, on one server, the accurate way: each candidate is measured
    interleaved against tiny_l0 and its effect is the geometric mean of the paired p50 ratios; the
@@ -29,7 +29,10 @@ machine drift hits both sides of each window pair alike.
    Candidates are tokens: N = N extra dense layers, wW = conv width W, NwW = both. Then each session
    starts two fresh embedded servers (two processes): reference (tiny_l0) and candidate (tiny_l0,
    slow5, slow10), and for each role (base = tiny_l0 on the candidate server, slow5, slow10, in an
-   order rotating per session) runs ROUNDS interleaved rounds (gRPC, closed loop, concurrency 1).
+   order rotating per session) runs ROUNDS rounds (gRPC, closed loop), paired as perf.measure pairs
+   them: ``--pairing alternate`` (default) alternates requests at concurrency 1;
+   ``--pairing interleave --concurrency N`` takes turns by window (order abba), what perf.measure
+   does with more than one request in flight.
    Both sides' window p50/p90/p99/mean/rps are saved per session and role; the JSON file is
    rewritten after every session, so a cut-short run is still usable.
 4. ``analyze-ab``: cuts each (session, role) into disjoint chunks of K window pairs and judges each
@@ -266,7 +269,7 @@ def analyze(args: argparse.Namespace) -> None:
                     return f"{got.count('regression') / len(got):.1%}" if got else "-"
 
                 print(
-                    f"{history:>4} {k:>3} {tol:>5.0%} {len(aa):>9} {rate('base'):>11} "
+                    f"{history:>4} {k:>3} {tol:>5.1%} {len(aa):>9} {rate('base'):>11} "
                     f"{aa.count('inconclusive') / len(aa):>8.1%} {len(rows.get('slow5', [])):>11} "
                     f"{rate('slow5'):>8} {len(rows.get('slow10', [])):>12} {rate('slow10'):>8} "
                     f"{seconds:>9.2f}"
@@ -314,10 +317,12 @@ def _export_named(root: Path, tokens: list[str]) -> dict[str, Path]:
     return paths
 
 
-def _config(server: Any, model: str) -> Any:
+def _config(server: Any, model: str, concurrency: int = 1) -> Any:
     from pytest_tfserving.load.runner import LoadConfig
 
-    return LoadConfig(server.endpoints.grpc_target, model, protocol="grpc", mode="closed", concurrency=1)
+    return LoadConfig(
+        server.endpoints.grpc_target, model, protocol="grpc", mode="closed", concurrency=concurrency
+    )
 
 
 def _paired_log_ratios(a: list[float], b: list[float]) -> list[float]:
@@ -367,6 +372,10 @@ def collect_ab(args: argparse.Namespace) -> None:
 
     root = Path(args.models)
     root.mkdir(parents=True, exist_ok=True)
+    if args.concurrency < 1:
+        raise SystemExit(f"--concurrency must be >= 1, got {args.concurrency}")
+    if args.concurrency > 1 and args.pairing == "alternate":
+        raise SystemExit("--concurrency > 1 needs --pairing interleave (what perf.measure does there)")
     workdir = Path(tempfile.mkdtemp(prefix="gate-quality-ab-"))
     t0 = time.monotonic()
     if args.slow5 and args.slow10:
@@ -401,7 +410,8 @@ def collect_ab(args: argparse.Namespace) -> None:
     plan = ["base", "slow5", "slow10"]
     rounds = {"base": args.base_rounds or args.rounds, "slow5": args.rounds, "slow10": args.rounds}
     data: dict[str, Any] = {
-        "mode": "ab", "pairing": args.pairing, "roles": roles, "calibration": shifts, "window_s": args.window,
+        "mode": "ab", "pairing": args.pairing, "concurrency": args.concurrency, "roles": roles,
+        "calibration": shifts, "window_s": args.window,
         "warmup_s": args.warmup, "rewarm_s": AB_REWARM_S, "rounds": rounds, "sessions": [],
     }
     Path(args.out).write_text(json.dumps(data, indent=1))
@@ -425,8 +435,8 @@ def collect_ab(args: argparse.Namespace) -> None:
                     )
                 else:
                     ref_m, cand_m = measure_interleaved(
-                        _config(reference, "tiny_l0"),
-                        _config(candidate, roles[role]),
+                        _config(reference, "tiny_l0", args.concurrency),
+                        _config(candidate, roles[role], args.concurrency),
                         rounds=rounds[role],
                         warmup_s=args.warmup,
                         window_s=args.window,
@@ -467,8 +477,9 @@ def analyze_ab(args: argparse.Namespace) -> None:
             cand = [w[args.metric] for w in sides["candidate"]]
             series.setdefault(role, []).append((session["session"], ref, cand))
     per_role = {role: _rounds(data, role) for role in data["roles"]}
-    print(f"{len(data['sessions'])} sessions, roles {data['roles']}, {args.metric}, window {window} s, "
-          f"warm-up {warmup} s, rounds per session {per_role}")
+    print(f"{len(data['sessions'])} sessions, roles {data['roles']}, {args.metric}, "
+          f"{data.get('pairing', 'interleave')} pairing at concurrency {data.get('concurrency', 1)}, "
+          f"window {window} s, warm-up {warmup} s, rounds per session {per_role}")
     if data.get("calibration"):
         print("calibration (one server):", {n: f"{v:+.1%}" for n, v in data["calibration"].items()})
     for role, items in series.items():
@@ -522,7 +533,7 @@ def analyze_ab(args: argparse.Namespace) -> None:
                                + extensions * 2 * (0.5 + window))
                 inconclusive = aa.count("inconclusive") / len(aa) if aa else 0.0
                 label = str(k) if k else f"{args.seq_start}+{args.seq_step}..{args.seq_max}"
-                print(f"{method:>11} {label:>5} {tol:>5.0%} {len(aa):>12} {rate('base'):>11} "
+                print(f"{method:>11} {label:>5} {tol:>5.1%} {len(aa):>12} {rate('base'):>11} "
                       f"{inconclusive:>8.1%} {len(rows.get('slow5', [])):>7} "
                       f"{rate('slow5'):>8} {len(rows.get('slow10', [])):>8} {rate('slow10'):>8} "
                       f"{seconds:>9.1f}")
@@ -584,6 +595,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--pairing", choices=["alternate", "interleave"], default="alternate",
                    help="alternate requests (perf.measure at concurrency 1) or interleave windows")
     c.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per side (default 1.0)")
+    c.add_argument("--concurrency", type=int, default=1,
+                   help="requests in flight per side (closed loop); > 1 needs --pairing interleave")
     c.add_argument("--candidates", nargs="+", default=["1", "2", "3", "4", "6", "8"],
                    help="slow models: N extra dense layers, wW conv width, NwW both (default 1 2 3 4 6 8)")
     c.add_argument("--calibration-rounds", type=int, default=12)
