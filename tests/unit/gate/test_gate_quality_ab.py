@@ -58,9 +58,9 @@ def test_analyze_ab_counts_disjoint_chunks_and_detects_known_effects(
     rows = {tuple(line.split()[:3]): line.split()[3:] for line in out.splitlines() if len(line.split()) > 3}
     # 2 sessions x 20 rounds / K=10 -> 4 verdicts per role; no false alarm, both slowdowns caught
     for method in ("signed_rank", "student_t"):
-        assert rows[(method, "10", "3%")] == ["4", "0.0%", "0.0%", "4", "100.0%", "4", "100.0%", "17.0"]
+        assert rows[(method, "10", "3.0%")] == ["4", "0.0%", "0.0%", "4", "100.0%", "4", "100.0%", "17.0"]
     # The plugin's sequential rule on chunks of 20 pairs: 2 verdicts per role, decided at the start.
-    assert rows[("signed_rank", "7+3..20", "3%")][:7] == ["2", "0.0%", "0.0%", "2", "100.0%", "2", "100.0%"]
+    assert rows[("signed_rank", "7+3..20", "3.0%")][:7] == ["2", "0.0%", "0.0%", "2", "100.0%", "2", "100.0%"]
     assert "real effect slow10: +10.0" in out
 
 
