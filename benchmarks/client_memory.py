@@ -23,8 +23,8 @@ import psutil
 
 from pytest_tfserving.embedded.launch import embedded_command, start_server
 from pytest_tfserving.load import measure
+from pytest_tfserving.load.results import WindowSummary
 from pytest_tfserving.models.tiny import export_tiny_model_in_child
-from pytest_tfserving.results import WindowSummary
 
 
 def main() -> int:

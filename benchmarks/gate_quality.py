@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pytest_tfserving.judge import PairedMethod
+    from pytest_tfserving.gate.judge import PairedMethod
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -214,8 +214,8 @@ def _pairs(
 
 
 def analyze(args: argparse.Namespace) -> None:
-    from pytest_tfserving.judge import DEFAULT_RUN_DRIFT, judge_metric
-    from pytest_tfserving.results import Measurement
+    from pytest_tfserving.gate.judge import DEFAULT_RUN_DRIFT, judge_metric
+    from pytest_tfserving.load.results import Measurement
 
     run_drift = DEFAULT_RUN_DRIFT if args.run_drift is None else args.run_drift
     print(f"run-to-run drift floor: {run_drift:g}")
@@ -550,7 +550,7 @@ def _sequential(
 ) -> tuple[str, int]:
     """The verdict on the first K pairs (K > 0), or perf.measure's rule: start, extend while
     inconclusive, stop at the maximum. Returns (verdict, pairs used)."""
-    from pytest_tfserving.judge import judge_paired, needs_more_windows
+    from pytest_tfserving.gate.judge import judge_paired, needs_more_windows
 
     n = k or args.seq_start
     while True:

@@ -38,9 +38,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pytest_tfserving.embedded.launch import embedded_command, start_server
 from pytest_tfserving.load import measure
+from pytest_tfserving.load.results import Measurement
 from pytest_tfserving.metrics.prometheus import DEFAULT_PATH, PrometheusScraper
 from pytest_tfserving.models.tiny import export_tiny_model_in_child
-from pytest_tfserving.results import Measurement
 
 
 def sync_client_p50_ms(target: str, model: str, requests: int = 1500) -> float:

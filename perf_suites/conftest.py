@@ -18,7 +18,7 @@ import pytest
 import tomllib
 
 from perf_suites.study_table import TITLE, study_table
-from pytest_tfserving.fingerprint import cpu_model, logical_cores
+from pytest_tfserving.gate.fingerprint import cpu_model, logical_cores
 from pytest_tfserving.options import Settings
 from pytest_tfserving.report.records import TestRecord
 from pytest_tfserving.serving.spec import ModelSpec, ServerSpec

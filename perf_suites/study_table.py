@@ -12,9 +12,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_tfserving.judge import RelativeVerdict
+from pytest_tfserving.gate.judge import RelativeVerdict
+from pytest_tfserving.load.results import Measurement
 from pytest_tfserving.report.records import TestRecord
-from pytest_tfserving.results import Measurement
 
 TITLE = "ResNet50 study: measured here vs the study's figures"
 STUDY_HARDWARE = "the study's (TF Serving 2.13, Xeon E5-2680 v4 + Tesla V100)"

@@ -16,10 +16,10 @@ import pytest
 from perf_suites.cached_load import describe, measure_cached
 from perf_suites.conftest import Deployments, Suite
 from pytest_tfserving.load.payloads import PayloadOptions
+from pytest_tfserving.load.results import Measurement
 from pytest_tfserving.load.runner import measure_config
 from pytest_tfserving.load.summary import StabilityRule
-from pytest_tfserving.perf import PerfHandle
-from pytest_tfserving.results import Measurement
+from pytest_tfserving.perf.handle import PerfHandle
 from pytest_tfserving.serving.spec import BatchingSpec
 
 CACHE_REPEAT_SHARE = 0.5

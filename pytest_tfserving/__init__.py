@@ -7,7 +7,7 @@ conftest files use.
 from __future__ import annotations
 
 from pytest_tfserving.load.payloads import PayloadOptions
-from pytest_tfserving.results import Measurement, WindowSummary
+from pytest_tfserving.load.results import Measurement, WindowSummary
 from pytest_tfserving.serving.spec import (
     BatchingSpec,
     ModelSpec,

@@ -15,8 +15,8 @@ import pytest
 from pytest_tfserving.backends.base import RunningServer
 from pytest_tfserving.models.variants import build_model_variant
 from pytest_tfserving.options import Settings
-from pytest_tfserving.perf import PerfHandle
-from pytest_tfserving.redis_service import RedisService
+from pytest_tfserving.perf.handle import PerfHandle
+from pytest_tfserving.services.redis_service import RedisService
 from pytest_tfserving.serving.spec import ModelSpec, ServerSpec
 from pytest_tfserving.session import SESSION_KEY, TfservingSession
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pytest_tfserving.judge import DEFAULT_RUN_DRIFT
+from pytest_tfserving.gate.judge import DEFAULT_RUN_DRIFT
 
 BACKENDS = ("auto", "docker", "binary", "embedded", "external")
 REDIS_BACKENDS = ("auto", "local", "docker", "external")

@@ -7,7 +7,7 @@ from collections.abc import Generator
 import pytest
 
 from pytest_tfserving import fixtures as _fixtures
-from pytest_tfserving.ceilings import CeilingError, parse_perf_marker
+from pytest_tfserving.gate.ceilings import CeilingError, parse_perf_marker
 from pytest_tfserving.options import add_options, resolve_settings
 from pytest_tfserving.session import SESSION_KEY, TfservingSession
 

@@ -18,10 +18,9 @@ from typing import Any
 
 import pytest
 
-from pytest_tfserving import cleanup
 from pytest_tfserving.backends.base import Backend, BackendError, RunningServer
 from pytest_tfserving.backends.selection import select_backend
-from pytest_tfserving.baselines import (
+from pytest_tfserving.gate.baselines import (
     Baseline,
     BaselineError,
     Change,
@@ -31,29 +30,36 @@ from pytest_tfserving.baselines import (
     read_baseline_from_git,
     write_baseline,
 )
-from pytest_tfserving.ceilings import check_ceilings, parse_perf_marker
-from pytest_tfserving.deployments import (
+from pytest_tfserving.gate.ceilings import check_ceilings, parse_perf_marker
+from pytest_tfserving.gate.deployments import (
     DeploymentStore,
     ReferenceUnavailable,
     deployment_record,
     plan_reference,
     record_digests,
 )
-from pytest_tfserving.fingerprint import collect_fingerprint, compare_fingerprints, hash_model_dir
+from pytest_tfserving.gate.fingerprint import (
+    collect_fingerprint,
+    compare_fingerprints,
+    hash_model_dir,
+    spec_flags,
+)
+from pytest_tfserving.gate.outcome import relative_failed
 from pytest_tfserving.options import Settings
-from pytest_tfserving.perf import PerfContext, PerfHandle, relative_failed
-from pytest_tfserving.pool import ServerPool
-from pytest_tfserving.redis_service import (
+from pytest_tfserving.perf.handle import PerfContext, PerfHandle
+from pytest_tfserving.process import cleanup
+from pytest_tfserving.report.json_report import write_json_report
+from pytest_tfserving.report.markdown import append_step_summary, render_markdown
+from pytest_tfserving.report.records import TestRecord
+from pytest_tfserving.report.terminal import format_table
+from pytest_tfserving.services.redis_service import (
     RedisService,
     connect_redis,
     find_redis_server,
     start_local_redis,
     start_redis_container,
 )
-from pytest_tfserving.report.json_report import write_json_report
-from pytest_tfserving.report.markdown import append_step_summary, render_markdown
-from pytest_tfserving.report.records import TestRecord
-from pytest_tfserving.report.terminal import format_table
+from pytest_tfserving.services.server_pool import ServerPool
 
 SESSION_KEY = pytest.StashKey["TfservingSession"]()
 HANDLE_KEY = pytest.StashKey[PerfHandle]()
@@ -171,7 +177,7 @@ class TfservingSession:
                 backend=backend.name,
                 server=server.description,
                 models=models,
-                server_flags=_spec_flags(server),
+                server_flags=spec_flags(server.spec),
             )
         return self._fingerprints[key]
 
@@ -279,7 +285,7 @@ class TfservingSession:
         mismatch_fails = self.settings.perf_hardware_mismatch == "fail"
         for rec in handle.recorded:
             mid = measurement_id(item.nodeid, rec.name)
-            ceilings = check_ceilings(handle._context.checks, rec.measurement)
+            ceilings = check_ceilings(handle.checks, rec.measurement)
             verdicts = tuple(rec.verdicts)
             self.records.append(
                 TestRecord(
@@ -423,25 +429,6 @@ class TfservingSession:
             from pytest_tfserving.report.plots import plot_records
 
             plot_records(self.records, s.perf_report_plots)
-
-
-def _spec_flags(server: RunningServer) -> list[str]:
-    spec = server.spec
-    keys = (
-        "intra_op",
-        "inter_op",
-        "session_parallelism",
-        "rest_api_num_threads",
-        "grpc_max_threads",
-        "enable_batching",
-        "batching",
-        "prefer_tflite_model",
-        "num_tflite_pools",
-        "num_tflite_interpreters_per_pool",
-        "enable_model_warmup",
-        "extra_flags",
-    )
-    return [f"{k}={getattr(spec, k)!r}" for k in keys if getattr(spec, k) not in (None, False, ())]
 
 
 def _gpu_indices(gpus: str | None) -> tuple[int, ...] | None:

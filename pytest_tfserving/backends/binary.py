@@ -17,9 +17,9 @@ from pathlib import Path
 from pytest_tfserving.backends.base import BackendError
 from pytest_tfserving.backends.layout import host_model_path, render_into
 from pytest_tfserving.backends.local import LocalServer, endpoints_for
-from pytest_tfserving.backends.ports import address_in_use, free_loopback_port
 from pytest_tfserving.backends.process import ManagedProcess
-from pytest_tfserving.backends.readiness import models_available
+from pytest_tfserving.process.ports import address_in_use, free_loopback_port
+from pytest_tfserving.process.readiness import models_available
 from pytest_tfserving.serving.spec import ServerSpec
 
 DEFAULT_BINARY = "tensorflow_model_server"

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_tfserving import cleanup
 from pytest_tfserving.backends.base import BackendError, Endpoints, ServerCrashed
 from pytest_tfserving.backends.local import endpoints_for
 from pytest_tfserving.backends.process import tail
-from pytest_tfserving.backends.readiness import models_available
 from pytest_tfserving.metrics.resources import ResourceSampler
+from pytest_tfserving.process import cleanup
+from pytest_tfserving.process.readiness import models_available
 from pytest_tfserving.serving.spec import ModelSpec, ServerSpec
 
 DEFAULT_IMAGE_REPO = "tensorflow/serving"

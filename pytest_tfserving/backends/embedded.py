@@ -16,7 +16,7 @@ from pathlib import Path
 from pytest_tfserving.backends.layout import host_model_path, render_into
 from pytest_tfserving.backends.local import GRPC_READY, REST_READY, LocalServer, endpoints_for
 from pytest_tfserving.backends.process import ManagedProcess
-from pytest_tfserving.backends.readiness import models_available
+from pytest_tfserving.process.readiness import models_available
 from pytest_tfserving.serving.spec import ServerSpec
 
 

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from pytest_tfserving.backends.base import BackendError, Endpoints, ServerCrashed
-from pytest_tfserving.backends.readiness import models_available
 from pytest_tfserving.metrics.resources import ResourceSample, ResourceSampler
+from pytest_tfserving.process.readiness import models_available
 from pytest_tfserving.serving.spec import ServerSpec
 
 

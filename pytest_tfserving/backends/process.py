@@ -3,7 +3,7 @@
 Shared by the embedded and binary server backends and the local redis service, so the rules live in
 one place: start_new_session (the whole group can be signalled), PR_SET_PDEATHSIG on Linux (the child
 dies with us even on SIGKILL), stdout+stderr into one log file in the workdir, registration in
-``pytest_tfserving.cleanup`` so SIGTERM and interpreter exit stop it.
+``pytest_tfserving.process.cleanup`` so SIGTERM and interpreter exit stop it.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from pytest_tfserving import cleanup
 from pytest_tfserving.backends.base import BackendError, ServerCrashed
+from pytest_tfserving.process import cleanup
 
 LOG_TAIL_LINES = 60
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pytest_tfserving.cleanup import parent_death_preexec
+from pytest_tfserving.process.cleanup import parent_death_preexec
 
 GRPC_LINE = re.compile(r"Running gRPC ModelServer at [^\s:]+:(\d+)")
 REST_LINE = re.compile(r"Exporting HTTP/REST API at:[^\s:]+:(\d+)")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_tfserving.embedded.flags import FlagError, Flags, parse_flags, usage
-from pytest_tfserving.embedded.settings import Settings, SettingsError, load_settings
+from pytest_tfserving.embedded.settings import ServingSettings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from pytest_tfserving.embedded.manager import Loader
@@ -67,7 +67,7 @@ def _configure_tensorflow(flags: Flags) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(inter)
 
 
-def _make_loader(flags: Flags, settings: Settings, metrics: Metrics) -> Loader:
+def _make_loader(flags: Flags, settings: ServingSettings, metrics: Metrics) -> Loader:
     from pytest_tfserving.embedded.batching import Batcher
     from pytest_tfserving.embedded.manager import Loaded, ModelEntry
     from pytest_tfserving.embedded.servables import SavedModelServable, Servable
@@ -104,7 +104,7 @@ def _make_loader(flags: Flags, settings: Settings, metrics: Metrics) -> Loader:
     return load
 
 
-async def _serve(flags: Flags, settings: Settings) -> int:
+async def _serve(flags: Flags, settings: ServingSettings) -> int:
     from pytest_tfserving.embedded.core import ServingCore
     from pytest_tfserving.embedded.manager import ModelManager
     from pytest_tfserving.embedded.metrics import Metrics

@@ -22,7 +22,7 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
-class Settings:
+class ServingSettings:
     models: list[ModelEntry]
     batching: BatchingSpec | None
     batch_thread_pool_name: str
@@ -90,6 +90,6 @@ def _prometheus(flags: Flags) -> str | None:
         raise SettingsError(f"{flags.monitoring_config_file}: {exc}") from None
 
 
-def load_settings(flags: Flags) -> Settings:
+def load_settings(flags: Flags) -> ServingSettings:
     batching, pool = _batching(flags)
-    return Settings(_models(flags), batching, pool, _prometheus(flags))
+    return ServingSettings(_models(flags), batching, pool, _prometheus(flags))

@@ -24,9 +24,9 @@ from pytest_tfserving.load.histogram import Histogram
 from pytest_tfserving.load.loops import WindowGrid, WindowRecord
 from pytest_tfserving.load.measured_run import run_measured
 from pytest_tfserving.load.payloads import RequestPool
+from pytest_tfserving.load.results import Measurement
 from pytest_tfserving.load.runner import LoadConfig
 from pytest_tfserving.load.summary import StabilityRule, Summarizer
-from pytest_tfserving.results import Measurement
 
 
 def measure_alternating(

@@ -19,12 +19,12 @@ from pytest_tfserving.load.clients import Client, open_client
 from pytest_tfserving.load.loops import LoopPlan, WindowRecord, run_windows
 from pytest_tfserving.load.measured_run import run_measured
 from pytest_tfserving.load.payloads import PayloadOptions, RequestPool, build_pool, fetch_signature
+from pytest_tfserving.load.results import Measurement, WindowSummary
 from pytest_tfserving.load.server_latency import ServerLatencySource
 from pytest_tfserving.load.summary import StabilityRule, Summarizer
 from pytest_tfserving.load.wire import TensorSpec
 from pytest_tfserving.load.workers import WorkerSpec, worker_main
 from pytest_tfserving.metrics.resources import ResourceSampler
-from pytest_tfserving.results import Measurement, WindowSummary
 
 Progress = Callable[[WindowSummary], None]
 _WORKER_START_TIMEOUT_S = 60.0

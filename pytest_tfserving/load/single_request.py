@@ -23,11 +23,11 @@ from pytest_tfserving.load.clients import predict_url
 from pytest_tfserving.load.heap import frozen_heap
 from pytest_tfserving.load.loops import WindowRecord
 from pytest_tfserving.load.payloads import RequestPool
+from pytest_tfserving.load.results import Measurement
 from pytest_tfserving.load.runner import LoadConfig
 from pytest_tfserving.load.summary import StabilityRule
 from pytest_tfserving.load.wire import PREDICT_METHOD
 from pytest_tfserving.metrics.resources import ResourceSample
-from pytest_tfserving.results import Measurement
 
 
 class RequestFailed(RuntimeError):

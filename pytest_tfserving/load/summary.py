@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pytest_tfserving.load import server_latency as sl
 from pytest_tfserving.load.histogram import Histogram
 from pytest_tfserving.load.loops import WindowRecord
+from pytest_tfserving.load.results import Measurement, WindowSummary
 from pytest_tfserving.metrics.resources import ResourceSample, ResourceSampler
-from pytest_tfserving.results import Measurement, WindowSummary
 
 SATURATED_LOOP_CPU = 0.9  # event-loop thread busy this share of a core: the client limits the load
 SATURATED_LATE_SHARE = 0.05  # open loop: this share of sends started more than LATE_SEND_S late

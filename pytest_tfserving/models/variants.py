@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from pytest_tfserving.models.cache import cached_build
-from pytest_tfserving.models.fingerprint import hash_directory, hash_keras_model, hash_samples
+from pytest_tfserving.models.build_cache import cached_build
+from pytest_tfserving.models.hashing import hash_directory, hash_keras_model, hash_samples
 from pytest_tfserving.models.tflite import (
     GENERATED_SAMPLES,
     RepresentativeDataset,

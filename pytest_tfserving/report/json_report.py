@@ -8,8 +8,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pytest_tfserving.baselines import json_safe
-from pytest_tfserving.judge import RelativeVerdict
+from pytest_tfserving.gate.baselines import json_safe
+from pytest_tfserving.gate.judge import RelativeVerdict
 from pytest_tfserving.report.records import TestRecord
 
 REPORT_SCHEMA_VERSION = 1

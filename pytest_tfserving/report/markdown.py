@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from pytest_tfserving.fingerprint import compare_fingerprints
+from pytest_tfserving.gate.fingerprint import compare_fingerprints
 from pytest_tfserving.report.records import COLUMNS, TestRecord, record_rows
 
 _ICONS = {

@@ -9,9 +9,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pytest_tfserving.baselines import baseline_filename
+from pytest_tfserving.gate.baselines import baseline_filename
+from pytest_tfserving.load.results import Measurement
 from pytest_tfserving.report.records import TestRecord
-from pytest_tfserving.results import Measurement
 
 
 def _pyplot() -> Any:

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pytest_tfserving.baselines import Baseline
-from pytest_tfserving.ceilings import Failure
-from pytest_tfserving.judge import MetricVerdict, RelativeVerdict
-from pytest_tfserving.results import Measurement
+from pytest_tfserving.gate.baselines import Baseline
+from pytest_tfserving.gate.ceilings import Failure
+from pytest_tfserving.gate.judge import MetricVerdict, RelativeVerdict
+from pytest_tfserving.load.results import Measurement
 
 Outcome = Literal["error", "failed", "inconclusive", "incomparable", "passed", "new"]
 

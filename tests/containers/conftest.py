@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from standin_helpers import ours
 
 from pytest_tfserving.images.engine import EngineError, connect
 from pytest_tfserving.images.recipe import ImageRefs, image_refs
+from tests.containers.standin_helpers import ours
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_tfserving.backends.readiness import models_available
+from pytest_tfserving.process.readiness import models_available
 
 LABEL = "pytest-tfserving"
 RUN_LABEL = "pytest-tfserving.test-run"

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from standin_helpers import RestLoad, grpc_predict, rest_predict
 
 from pytest_tfserving.backends.base import BackendError
 from pytest_tfserving.images.recipe import ImageRefs
 from pytest_tfserving.serving.spec import ServerSpec
+from tests.containers.standin_helpers import RestLoad, grpc_predict, rest_predict
 
 STARTUP_TIMEOUT_S = 120.0
 

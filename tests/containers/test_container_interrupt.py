@@ -24,7 +24,7 @@ import pytest
 from testcontainers.core.labels import SESSION_ID
 
 from pytest_tfserving.backends.docker import DockerBackend
-from pytest_tfserving.redis_service import start_redis_container
+from pytest_tfserving.services.redis_service import start_redis_container
 from pytest_tfserving.serving.spec import ServerSpec
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from standin_helpers import labels
 
 from pytest_tfserving.images.recipe import ImageRefs
+from tests.containers.standin_helpers import labels
 
 
 @pytest.mark.parametrize("password", [None, "s3cret"])
@@ -31,7 +31,7 @@ def test_redis_container_with_standin_image(engine: Any, standin: ImageRefs, pas
 
 
 def test_pytest_tfserving_redis_service_on_standin(engine: Any, standin: ImageRefs) -> None:
-    from pytest_tfserving.redis_service import start_redis_container
+    from pytest_tfserving.services.redis_service import start_redis_container
 
     service = start_redis_container(standin.redis)
     try:

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from standin_helpers import RestLoad, grpc_predict, labels, rest_predict, wait_available
 
-from pytest_tfserving.backends.readiness import models_available
 from pytest_tfserving.images.recipe import ImageRefs
 from pytest_tfserving.metrics.docker_stats import DockerStatsSampler
+from pytest_tfserving.process.readiness import models_available
+from tests.containers.standin_helpers import RestLoad, grpc_predict, labels, rest_predict, wait_available
 
 STARTUP_TIMEOUT_S = 120.0
 

@@ -16,7 +16,7 @@ def main() -> None:
     pids: list[int] = []
     for kind in sys.argv[2:]:
         if kind == "redis":
-            from pytest_tfserving.redis_service import start_local_redis
+            from pytest_tfserving.services.redis_service import start_local_redis
 
             pids.append(start_local_redis(workdir).pid)
         elif kind.startswith("embedded:"):

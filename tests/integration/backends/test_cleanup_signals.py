@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pytest_tfserving.redis_service import find_redis_server
+from pytest_tfserving.services.redis_service import find_redis_server
 
 CHILD = Path(__file__).with_name("child_servers.py")
 ROOT = Path(__file__).resolve().parents[3]

@@ -13,10 +13,10 @@ import numpy as np
 import psutil
 import pytest
 
-from pytest_tfserving import cleanup
 from pytest_tfserving.backends.base import BackendError, ServerCrashed
 from pytest_tfserving.backends.embedded import EmbeddedBackend
 from pytest_tfserving.backends.local import LocalServer
+from pytest_tfserving.process import cleanup
 from pytest_tfserving.serving.spec import ModelSpec, ServerSpec
 
 STARTUP_S = 120.0

@@ -9,9 +9,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pytest_tfserving import cleanup
 from pytest_tfserving.backends.base import ServerCrashed
-from pytest_tfserving.redis_service import (
+from pytest_tfserving.process import cleanup
+from pytest_tfserving.services.redis_service import (
     RedisError,
     connect_redis,
     find_redis_server,

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from pytest_tfserving import cleanup
 from pytest_tfserving.backends.docker import engine_status, image_status
-from pytest_tfserving.redis_service import DEFAULT_REDIS_IMAGE, start_redis_container
+from pytest_tfserving.process import cleanup
+from pytest_tfserving.services.redis_service import DEFAULT_REDIS_IMAGE, start_redis_container
 
 _engine_ok, _engine_detail = engine_status()
 pytestmark = pytest.mark.skipif(not _engine_ok, reason=f"redis container: {_engine_detail}")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pytest_tfserving.redis_service import LocalRedis, find_redis_server, start_local_redis
+from pytest_tfserving.services.redis_service import LocalRedis, find_redis_server, start_local_redis
 
 
 @pytest.fixture

@@ -14,9 +14,14 @@ import pytest
 import redis
 import redis.asyncio
 
-from pytest_tfserving.cache import AsyncCachedPredictor, BytesCodec, CachedPredictor, bytes_key_fn
 from pytest_tfserving.metrics.prometheus import REQUEST_COUNT, PrometheusScraper, counter_value
-from pytest_tfserving.redis_service import LocalRedis
+from pytest_tfserving.services.prediction_cache import (
+    AsyncCachedPredictor,
+    BytesCodec,
+    CachedPredictor,
+    bytes_key_fn,
+)
+from pytest_tfserving.services.redis_service import LocalRedis
 
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
 

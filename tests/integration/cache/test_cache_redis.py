@@ -17,7 +17,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from pytest_tfserving.cache import (
+from pytest_tfserving.services.prediction_cache import (
     AsyncCachedPredictor,
     BytesCodec,
     CachedPredictor,
@@ -27,7 +27,7 @@ from pytest_tfserving.cache import (
     predict_request_key,
     rest_request_key,
 )
-from pytest_tfserving.redis_service import LocalRedis
+from pytest_tfserving.services.redis_service import LocalRedis
 
 
 class SumServer:

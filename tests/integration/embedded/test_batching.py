@@ -10,13 +10,13 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from embedded_helpers import metric_value, metrics_page, predict_request
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from pytest_tfserving.embedded.batching import Batcher
 from pytest_tfserving.embedded.errors import ServingError
 from pytest_tfserving.embedded.metrics import Metrics
 from pytest_tfserving.serving.spec import BatchingSpec
+from tests.integration.embedded.embedded_helpers import metric_value, metrics_page, predict_request
 
 BATCHING = """max_batch_size { value: 8 }
 batch_timeout_micros { value: 200000 }

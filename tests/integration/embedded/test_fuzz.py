@@ -8,9 +8,10 @@ import json
 import grpc
 import numpy as np
 import tensorflow as tf
-from embedded_helpers import http, predict_request, rest_predict
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from tests.integration.embedded.embedded_helpers import http, predict_request, rest_predict
 
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from embedded_helpers import predict_request
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from pytest_tfserving.embedded.flags import FlagError, parse_flags
+from tests.integration.embedded.embedded_helpers import predict_request
 
 
 def _run(*flags: str) -> subprocess.CompletedProcess[str]:

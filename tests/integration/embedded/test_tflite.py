@@ -7,8 +7,9 @@ from pathlib import Path
 import grpc
 import numpy as np
 import tensorflow as tf
-from embedded_helpers import http, predict_request, rest_predict
 from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+from tests.integration.embedded.embedded_helpers import http, predict_request, rest_predict
 
 
 def test_tflite_model_is_served_from_pools(start, model_dir: Path, tiny_savedmodel: Path) -> None:

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from load_servers import METRICS_PATH, Server, embedded_server, export_tiny
+
+from tests.integration.load.load_servers import METRICS_PATH, Server, embedded_server, export_tiny
 
 
 @pytest.fixture(scope="session")

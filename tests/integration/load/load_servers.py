@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_tfserving.cleanup import parent_death_preexec
+from pytest_tfserving.process.cleanup import parent_death_preexec
 
 MODEL = "tiny"
 METRICS_PATH = "/monitoring/prometheus/metrics"

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from load_servers import MODEL, Server, embedded_server, export_tiny
 
 from pytest_tfserving.load import LoadConfig
 from pytest_tfserving.load.alternating import measure_alternating
 from pytest_tfserving.load.histogram import Histogram
+from pytest_tfserving.load.results import Measurement
 from pytest_tfserving.load.wire import TensorSpec
-from pytest_tfserving.results import Measurement
+from tests.integration.load.load_servers import MODEL, Server, embedded_server, export_tiny
 
 SIGNATURE = {"images": TensorSpec("DT_FLOAT", (-1, 8, 8, 3))}
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from load_servers import MODEL, Server, embedded_server, export_tiny
 
 from pytest_tfserving.load import measure
 from pytest_tfserving.load.clients import Client, open_client
 from pytest_tfserving.load.loops import LoopPlan, WindowRecord, run_windows
 from pytest_tfserving.load.payloads import PayloadOptions, build_pool, fetch_signature
+from tests.integration.load.load_servers import MODEL, Server, embedded_server, export_tiny
 
 
 class _Timed:

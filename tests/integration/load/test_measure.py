@@ -7,13 +7,13 @@ import math
 from typing import Any
 
 import pytest
-from load_servers import METRICS_PATH, MODEL, Server
 
 from pytest_tfserving.load import LoadConfig, PayloadOptions, StabilityRule, measure, measure_interleaved
 from pytest_tfserving.load.histogram import Histogram
 from pytest_tfserving.load.payloads import PayloadError, fetch_signature
+from pytest_tfserving.load.results import Measurement, WindowSummary
 from pytest_tfserving.load.wire import TensorSpec
-from pytest_tfserving.results import Measurement, WindowSummary
+from tests.integration.load.load_servers import METRICS_PATH, MODEL, Server
 
 SIGNATURE = {"images": TensorSpec("DT_FLOAT", (-1, 8, 8, 3))}
 FAST: dict[str, Any] = {"warmup_s": 0.5, "window_s": 0.5}

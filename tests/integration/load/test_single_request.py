@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from load_servers import METRICS_PATH, MODEL, Server
 
 from pytest_tfserving.load import LoadConfig
 from pytest_tfserving.load.single_request import RequestFailed, measure_single_requests
 from pytest_tfserving.metrics.process import ProcessSampler
 from pytest_tfserving.metrics.prometheus import PrometheusScraper
+from tests.integration.load.load_servers import METRICS_PATH, MODEL, Server
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "rest"])

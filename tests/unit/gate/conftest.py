@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gate_factories import FINGERPRINT, MakeMeasurement, build_measurement
+
+from tests.unit.gate.gate_factories import FINGERPRINT, MakeMeasurement, build_measurement
 
 
 @pytest.fixture

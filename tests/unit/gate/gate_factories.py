@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_tfserving.results import Measurement, WindowSummary
+from pytest_tfserving.load.results import Measurement, WindowSummary
 
 MakeMeasurement = Callable[..., Measurement]
 

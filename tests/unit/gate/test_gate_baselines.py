@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gate_factories import MakeMeasurement, lognormal_p50s
 
-from pytest_tfserving.baselines import (
+from pytest_tfserving.gate.baselines import (
     SCHEMA_VERSION,
     BaselineError,
     baseline_filename,
@@ -19,6 +18,7 @@ from pytest_tfserving.baselines import (
     read_baseline_from_git,
     write_baseline,
 )
+from tests.unit.gate.gate_factories import MakeMeasurement, lognormal_p50s
 
 NODEID = "perf_suites/test_resnet.py::test_fp32[grpc]"
 

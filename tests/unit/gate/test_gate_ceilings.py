@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gate_factories import MakeMeasurement
 
-from pytest_tfserving.ceilings import (
+from pytest_tfserving.gate.ceilings import (
     CEILING_KEYS,
     DEFAULT_GATE,
     CeilingError,
@@ -15,6 +14,7 @@ from pytest_tfserving.ceilings import (
     check_ceilings,
     parse_perf_marker,
 )
+from tests.unit.gate.gate_factories import MakeMeasurement
 
 
 def test_defaults() -> None:

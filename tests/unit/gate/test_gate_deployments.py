@@ -7,18 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gate_factories import MakeMeasurement
 
-from pytest_tfserving.baselines import load_baseline, write_baseline
-from pytest_tfserving.deployments import (
+from pytest_tfserving.gate.baselines import load_baseline, write_baseline
+from pytest_tfserving.gate.deployments import (
     DeploymentStore,
     ReferenceUnavailable,
     deployment_record,
     plan_reference,
     reference_spec,
 )
-from pytest_tfserving.fingerprint import hash_model_dir
+from pytest_tfserving.gate.fingerprint import hash_model_dir
 from pytest_tfserving.serving.spec import BatchingSpec, ModelSpec, ServerSpec, VersionPolicy
+from tests.unit.gate.gate_factories import MakeMeasurement
 
 
 def _model_dir(root: Path, content: bytes) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pytest_tfserving.fingerprint import (
+from pytest_tfserving.gate.fingerprint import (
     collect_fingerprint,
     compare_fingerprints,
     hardware_key,

@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gate_factories import FINGERPRINT, MakeMeasurement, build_measurement, lognormal_p50s
 
-from pytest_tfserving.baselines import (
+from pytest_tfserving.gate.baselines import (
     Baseline,
     history_decision,
     load_baseline,
     summarize_run,
     write_baseline,
 )
-from pytest_tfserving.judge import MetricVerdict, judge, judge_metric
+from pytest_tfserving.gate.judge import MetricVerdict, judge, judge_metric
+from tests.unit.gate.gate_factories import FINGERPRINT, MakeMeasurement, build_measurement, lognormal_p50s
 
 NODEID = "perf_suites/test_resnet.py::test_fp32[grpc]"
 

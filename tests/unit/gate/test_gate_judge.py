@@ -6,16 +6,16 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from gate_factories import FINGERPRINT, MakeMeasurement, lognormal_p50s
 
-from pytest_tfserving.baselines import Baseline
-from pytest_tfserving.judge import (
+from pytest_tfserving.gate.baselines import Baseline
+from pytest_tfserving.gate.judge import (
     MetricVerdict,
     judge,
     judge_metric,
     judge_relative,
     needs_more_windows,
 )
+from tests.unit.gate.gate_factories import FINGERPRINT, MakeMeasurement, lognormal_p50s
 
 
 def verdicts_over_seeds(shift: float, *, cv: float = 0.03, n: int = 10, tolerance: float = 0.10,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gate_factories import MakeMeasurement
 
-from pytest_tfserving.judge import judge_against_reference, judge_paired
+from pytest_tfserving.gate.judge import judge_against_reference, judge_paired
+from tests.unit.gate.gate_factories import MakeMeasurement
 
 
 def _drifting(rng: np.random.Generator, n: int, noise: float) -> tuple[np.ndarray, np.ndarray]:

@@ -8,17 +8,17 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gate_factories import FINGERPRINT, MakeMeasurement, lognormal_p50s
 
-from pytest_tfserving.baselines import Baseline
-from pytest_tfserving.ceilings import check_ceilings, parse_perf_marker
-from pytest_tfserving.judge import judge, judge_relative
+from pytest_tfserving.gate.baselines import Baseline
+from pytest_tfserving.gate.ceilings import check_ceilings, parse_perf_marker
+from pytest_tfserving.gate.judge import judge, judge_relative
 from pytest_tfserving.load.histogram import Histogram
 from pytest_tfserving.report.json_report import build_json_report, write_json_report
 from pytest_tfserving.report.markdown import append_step_summary, render_markdown
 from pytest_tfserving.report.plots import plot_record, plot_records
 from pytest_tfserving.report.records import TestRecord
 from pytest_tfserving.report.terminal import format_details, format_table
+from tests.unit.gate.gate_factories import FINGERPRINT, MakeMeasurement, lognormal_p50s
 
 REGRESSED = "perf/test_resnet.py::test_fp32[grpc]"
 

@@ -7,8 +7,8 @@ import pytest
 from pytest_tfserving.load import server_latency as sl
 from pytest_tfserving.load.histogram import Histogram
 from pytest_tfserving.load.loops import WindowRecord
+from pytest_tfserving.load.results import Measurement, WindowSummary
 from pytest_tfserving.load.summary import StabilityRule, Summarizer
-from pytest_tfserving.results import Measurement, WindowSummary
 
 
 def _window(p50: float, count: int = 10, errors: int = 0) -> WindowSummary:

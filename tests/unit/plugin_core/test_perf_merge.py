@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from pytest_tfserving.judge import RelativeVerdict
+from pytest_tfserving.gate.judge import RelativeVerdict
+from pytest_tfserving.gate.outcome import relative_failed
 from pytest_tfserving.load.histogram import Histogram
-from pytest_tfserving.perf import merge_measurements, relative_failed
-from pytest_tfserving.results import Measurement, WindowSummary
+from pytest_tfserving.load.results import Measurement, WindowSummary
+from pytest_tfserving.perf.handle import merge_measurements
 
 
 def _measurement(latencies_ms: np.ndarray, duration_s: float, errors: int, cpu: float) -> Measurement:

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from pytest_tfserving.ceilings import DEFAULT_GATE, DEFAULT_TOLERANCE
-from pytest_tfserving.fingerprint import hardware_key
-from pytest_tfserving.paired import min_pairs_signed_rank, signed_rank, student_t
-from pytest_tfserving.results import HIGHER_IS_BETTER, LOWER_IS_BETTER, Measurement
+from pytest_tfserving.gate.ceilings import DEFAULT_GATE, DEFAULT_TOLERANCE
+from pytest_tfserving.gate.fingerprint import hardware_key
+from pytest_tfserving.gate.paired import min_pairs_signed_rank, signed_rank, student_t
+from pytest_tfserving.load.results import HIGHER_IS_BETTER, LOWER_IS_BETTER, Measurement
 
 if TYPE_CHECKING:
-    from pytest_tfserving.baselines import Baseline
+    from pytest_tfserving.gate.baselines import Baseline
 
 Verdict = Literal["pass", "regression", "improvement", "inconclusive", "incomparable"]
 RelativeOutcome = Literal["pass", "fail", "inconclusive"]

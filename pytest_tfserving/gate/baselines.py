@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pytest_tfserving.fingerprint import compare_fingerprints
-from pytest_tfserving.results import HIGHER_IS_BETTER, LOWER_IS_BETTER, Measurement
+from pytest_tfserving.gate.fingerprint import compare_fingerprints
+from pytest_tfserving.load.results import HIGHER_IS_BETTER, LOWER_IS_BETTER, Measurement
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS: frozenset[int] = frozenset({1, 2})  # 1: no run history (read as a history of one run)

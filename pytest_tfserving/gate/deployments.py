@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_tfserving.fingerprint import hash_model_dir
+from pytest_tfserving.gate.fingerprint import hash_model_dir
 from pytest_tfserving.serving.spec import BatchingSpec, ModelSpec, ServerSpec, VersionPolicy
 
 RECORD_VERSION = 1

@@ -17,11 +17,17 @@ import numpy as np
 _CHUNK = 1 << 20
 
 
-def hash_directory(root: Path) -> str:
-    """sha256 over every file's relative path and bytes, in a fixed order."""
+def hash_directory(root: Path | str) -> str:
+    """sha256 over every file's relative path and bytes, in a fixed order (a single file: its bytes).
+
+    The one directory hasher: the variant cache keys SavedModel sources by it, and baselines
+    fingerprint served models by it (``gate.fingerprint.hash_model_dir``).
+    """
+    root = Path(root)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     digest = hashlib.sha256()
-    for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+    for path in files:
+        digest.update((path.relative_to(root).as_posix().encode() if path != root else b"") + b"\0")
         with open(path, "rb") as handle:
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)

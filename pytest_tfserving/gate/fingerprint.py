@@ -7,13 +7,15 @@ the rest of the fingerprint is shown as differences to explain a surprising resu
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import platform
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from pytest_tfserving.models.hashing import hash_directory
+from pytest_tfserving.serving.spec import ServerSpec
 
 FINGERPRINT_KEYS: tuple[str, ...] = (
     "backend", "server", "cpu_model", "logical_cores", "gpus", "gpu_driver", "models", "server_flags",
@@ -74,18 +76,9 @@ def gpu_info() -> tuple[list[dict[str, Any]], str | None]:
 def hash_model_dir(path: Path | str) -> str:
     """A content hash of a model version directory (or file): any changed weight or graph changes it."""
     root = Path(path)
-    digest = hashlib.sha256()
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    if not files:
+    if not (root.is_file() or any(p.is_file() for p in root.rglob("*"))):
         raise FileNotFoundError(f"no model files under {root}")
-    for file in files:
-        digest.update(file.relative_to(root).as_posix().encode() if file != root else b"")
-        digest.update(b"\0")
-        with open(file, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        digest.update(b"\0")
-    return "sha256:" + digest.hexdigest()[:16]
+    return "sha256:" + hash_directory(root)[:16]
 
 
 def collect_fingerprint(
@@ -153,3 +146,22 @@ def compare_fingerprints(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str
         else:
             diffs.append(f"{key}: {_short(old)} -> {_short(new)}")
     return diffs
+
+
+def spec_flags(spec: ServerSpec) -> list[str]:
+    """The server settings that enter the fingerprint: every ServerSpec field that is set."""
+    keys = (
+        "intra_op",
+        "inter_op",
+        "session_parallelism",
+        "rest_api_num_threads",
+        "grpc_max_threads",
+        "enable_batching",
+        "batching",
+        "prefer_tflite_model",
+        "num_tflite_pools",
+        "num_tflite_interpreters_per_pool",
+        "enable_model_warmup",
+        "extra_flags",
+    )
+    return [f"{k}={getattr(spec, k)!r}" for k in keys if getattr(spec, k) not in (None, False, ())]

@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pytest_tfserving import cleanup
 from pytest_tfserving.backends.base import BackendError
 from pytest_tfserving.backends.docker import CONTAINER_LABELS
-from pytest_tfserving.backends.ports import address_in_use, free_loopback_port
 from pytest_tfserving.backends.process import ManagedProcess, tail
+from pytest_tfserving.process import cleanup
+from pytest_tfserving.process.ports import address_in_use, free_loopback_port
 
 if TYPE_CHECKING:
     import redis

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pytest_tfserving.results import HIGHER_IS_BETTER, LOWER_IS_BETTER, Measurement
+from pytest_tfserving.load.results import HIGHER_IS_BETTER, LOWER_IS_BETTER, Measurement
 
 Bound = Literal["max", "min"]
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_tfserving.backends.base import ServerCrashed
-from pytest_tfserving.baselines import Baseline
-from pytest_tfserving.ceilings import PerfChecks
-from pytest_tfserving.fingerprint import hardware_key
-from pytest_tfserving.judge import (
+from pytest_tfserving.gate.baselines import Baseline
+from pytest_tfserving.gate.ceilings import PerfChecks
+from pytest_tfserving.gate.fingerprint import hardware_key
+from pytest_tfserving.gate.judge import (
     DEFAULT_ALPHA,
     MetricVerdict,
     RelativeVerdict,
@@ -26,9 +26,11 @@ from pytest_tfserving.judge import (
     judge_relative,
     needs_more_windows,
 )
+from pytest_tfserving.gate.paired import min_pairs_signed_rank
 from pytest_tfserving.load.alternating import measure_alternating
 from pytest_tfserving.load.histogram import Histogram
 from pytest_tfserving.load.payloads import PayloadOptions
+from pytest_tfserving.load.results import Measurement
 from pytest_tfserving.load.runner import LoadConfig, measure_config, measure_interleaved
 from pytest_tfserving.load.server_latency import ServerLatencySnapshot
 from pytest_tfserving.load.single_request import BenchmarkFixture, measure_single_requests
@@ -38,8 +40,6 @@ from pytest_tfserving.metrics.gpu import gpu_sampler_or_reason
 from pytest_tfserving.metrics.prometheus import PrometheusScraper
 from pytest_tfserving.metrics.resources import ResourceSampler
 from pytest_tfserving.options import Settings
-from pytest_tfserving.paired import min_pairs_signed_rank
-from pytest_tfserving.results import Measurement
 
 # A running server as the handle needs it (the backends' RunningServer satisfies this).
 Server = Any
@@ -183,6 +183,11 @@ class PerfHandle:
 
     def __init__(self, context: PerfContext) -> None:
         self._context = context
+
+    @property
+    def checks(self) -> PerfChecks:
+        """The test's parsed ``perf`` marker: ceilings, tolerances and gated metrics."""
+        return self._context.checks
         self.recorded: list[Recorded] = []
         self.relative: list[RelativeVerdict] = []
         self.notes: list[str] = []
@@ -523,15 +528,3 @@ class PerfHandle:
             tolerances=checks.tolerances,
             run_drift=self._context.settings.perf_run_drift,
         )
-
-
-def relative_failed(verdict: RelativeVerdict) -> bool:
-    """A comparison fails when its bound is broken with confidence, or, when still inconclusive after
-    the extra rounds, when the point estimate itself lies beyond the bound (the claim is not shown)."""
-    if verdict.failed:
-        return True
-    if verdict.verdict != "inconclusive" or verdict.ratio is None:
-        return False
-    too_high = verdict.max_ratio is not None and verdict.ratio > verdict.max_ratio
-    too_low = verdict.min_ratio is not None and verdict.ratio < verdict.min_ratio
-    return too_high or too_low

@@ -1,0 +1,1 @@
+"""The gate: marker ceilings, baselines, fingerprints, verdicts and the pass/fail outcome."""

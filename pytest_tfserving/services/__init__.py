@@ -1,0 +1,1 @@
+"""Session services that are not servers' backends: the server pool, Redis, the prediction cache."""
