@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import psutil
 
 from pytest_tfserving.embedded.launch import embedded_command, start_server
-from pytest_tfserving.load import measure
+from pytest_tfserving.load import LoadConfig, StabilityRule, measure
 from pytest_tfserving.load.results import WindowSummary
 from pytest_tfserving.models.tiny import export_tiny_model_in_child
 
@@ -68,15 +68,10 @@ def main() -> int:
             windows = max(1, round(args.minutes * 60 / 2.0))
             target = server.grpc_target if args.protocol == "grpc" else server.rest_url
             m = measure(
-                target,
-                "tiny",
-                protocol=args.protocol,
-                mode="open",
-                rate=args.rate,
+                LoadConfig(target, "tiny", protocol=args.protocol, mode="open", rate=args.rate),
                 warmup_s=2.0,
                 window_s=2.0,
-                min_windows=windows,
-                max_windows=windows,
+                rule=StabilityRule(min_windows=windows, max_windows=windows),
                 progress=note,
             )
         finally:

@@ -31,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from pytest_tfserving.backends.embedded import EmbeddedBackend
-from pytest_tfserving.load.runner import LoadConfig, measure_interleaved
+from pytest_tfserving.load import LoadConfig, measure_interleaved
 from pytest_tfserving.models.tiny import export_tiny_model_in_child
 from pytest_tfserving.serving.spec import ModelSpec, ServerSpec
 

@@ -35,7 +35,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from pytest_tfserving.embedded import servables
 from pytest_tfserving.embedded.errors import invalid
 from pytest_tfserving.embedded.launch import ServerProcess, start_server
-from pytest_tfserving.load import measure
+from pytest_tfserving.load import LoadConfig, StabilityRule, measure
 from pytest_tfserving.models.tiny import build_tiny_cnn, export_savedmodel
 
 SERVE_EAGER = "--serve-eager"
@@ -174,13 +174,10 @@ def main() -> int:
             for _ in range(args.c8_rounds):
                 for variant, server in servers.items():
                     m = measure(
-                        server.grpc_target,
-                        "tiny",
-                        concurrency=8,
+                        LoadConfig(server.grpc_target, "tiny", concurrency=8),
                         warmup_s=1.0,
                         window_s=args.c8_seconds,
-                        min_windows=1,
-                        max_windows=1,
+                        rule=StabilityRule(min_windows=1, max_windows=1),
                     )
                     if m.errors:
                         raise RuntimeError(f"{variant}: {m.errors} errors at c=8: {m.errors_by_status}")

@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pytest_tfserving.gate.judge import PairedMethod
+    from pytest_tfserving.gate.verdicts import PairedMethod
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -89,24 +89,20 @@ def _start(paths: dict[str, Path], workdir: Path) -> Any:
 
 
 def _run(server: Any, model: str, windows: int) -> dict[str, Any]:
-    from pytest_tfserving.load.runner import measure
+    from pytest_tfserving.load import LoadConfig, StabilityRule, measure
 
     m = measure(
-        server.endpoints.grpc_target,
-        model,
-        protocol="grpc",
-        concurrency=1,
+        LoadConfig(server.endpoints.grpc_target, model, protocol="grpc", concurrency=1),
         warmup_s=WARMUP_S,
         window_s=WINDOW_S,
-        min_windows=windows,
-        max_windows=windows,
+        rule=StabilityRule(min_windows=windows, max_windows=windows),
     )
     return m.to_dict()
 
 
 def calibrate(root: Path, workdir: Path, candidates: list[int], rounds: int) -> dict[int, float]:
     """p50 of each candidate relative to the base, from interleaved windows (drift hits both alike)."""
-    from pytest_tfserving.load.runner import LoadConfig, measure_interleaved
+    from pytest_tfserving.load import LoadConfig, measure_interleaved
 
     paths = _export_models(root, candidates)
     server = _start(paths, workdir)
@@ -318,7 +314,7 @@ def _export_named(root: Path, tokens: list[str]) -> dict[str, Path]:
 
 
 def _config(server: Any, model: str, concurrency: int = 1) -> Any:
-    from pytest_tfserving.load.runner import LoadConfig
+    from pytest_tfserving.load.config import LoadConfig
 
     return LoadConfig(
         server.endpoints.grpc_target, model, protocol="grpc", mode="closed", concurrency=concurrency
@@ -337,7 +333,7 @@ def calibrate_ab(
     paths: dict[str, Path], workdir: Path, names: list[str], rounds: int, window_s: float, warmup_s: float
 ) -> dict[str, float]:
     """Each candidate's p50 vs the base (geometric mean of paired window ratios), one server, interleaved."""
-    from pytest_tfserving.load.runner import measure_interleaved
+    from pytest_tfserving.load.interleaved import measure_interleaved
 
     server = _start(paths, workdir)
     shifts: dict[str, float] = {}
@@ -368,7 +364,7 @@ def _windows(m: Any) -> list[dict[str, float]]:
 
 def collect_ab(args: argparse.Namespace) -> None:
     from pytest_tfserving.load.alternating import measure_alternating
-    from pytest_tfserving.load.runner import measure_interleaved
+    from pytest_tfserving.load.interleaved import measure_interleaved
 
     root = Path(args.models)
     root.mkdir(parents=True, exist_ok=True)
@@ -550,7 +546,8 @@ def _sequential(
 ) -> tuple[str, int]:
     """The verdict on the first K pairs (K > 0), or perf.measure's rule: start, extend while
     inconclusive, stop at the maximum. Returns (verdict, pairs used)."""
-    from pytest_tfserving.gate.judge import judge_paired, needs_more_windows
+    from pytest_tfserving.gate.relative import judge_paired
+    from pytest_tfserving.gate.verdicts import needs_more_windows
 
     n = k or args.seq_start
     while True:

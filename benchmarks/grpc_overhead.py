@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -37,10 +38,14 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pytest_tfserving.embedded.launch import embedded_command, start_server
-from pytest_tfserving.load import measure
+from pytest_tfserving.load import LoadConfig, StabilityRule, measure
 from pytest_tfserving.load.results import Measurement
 from pytest_tfserving.metrics.prometheus import DEFAULT_PATH, PrometheusScraper
 from pytest_tfserving.models.tiny import export_tiny_model_in_child
+from pytest_tfserving.process.launcher import Launch, ManagedProcess, launch
+from pytest_tfserving.process.wait import LogLineWait
+
+PORT_PRINTER_TIMEOUT_S = 120.0  # a Python gRPC server importing TF Serving's protos on a busy machine
 
 
 def sync_client_p50_ms(target: str, model: str, requests: int = 1500) -> float:
@@ -116,15 +121,11 @@ def serve_floor(model_dir: str) -> None:
     server.wait_for_termination()
 
 
-def start_port_printer(command: list[str], what: str) -> tuple[subprocess.Popen[str], str]:
-    """Start a server that prints its port on its first stdout line; returns it and its target."""
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None
-    line = child.stdout.readline().strip()
-    if not line.isdigit():
-        child.kill()
-        raise RuntimeError(f"{what} did not start (said {line!r})")
-    return child, f"127.0.0.1:{line}"
+def start_port_printer(command: list[str], what: str, log_path: Path) -> tuple[ManagedProcess, str]:
+    """Start a server that prints its port alone on a stdout line; returns it and its target."""
+    port = LogLineWait(re.compile(r"^(?P<port>\d+)$", re.MULTILINE), f"the port {what} prints")
+    process = launch(Launch(command, log_path, port, name=what), PORT_PRINTER_TIMEOUT_S, poll_s=0.05)
+    return process, f"127.0.0.1:{port.group('port')}"
 
 
 NATIVE = Path(__file__).parent / "native"
@@ -168,7 +169,7 @@ def native_client_p50_ms(binary: Path, target: str, model: str, workdir: Path, r
     return float(done.stdout.strip())
 
 
-def start_native_floor(workdir: Path, model_dir: Path) -> tuple[subprocess.Popen[str] | None, str]:
+def start_native_floor(workdir: Path, model_dir: Path) -> tuple[ManagedProcess | None, str]:
     """The C++ zero-work server with the tiny model's canned responses; (None, why) when unbuildable."""
     binary, why = build_native(workdir, "zero_grpc_server")
     if binary is None:
@@ -177,15 +178,19 @@ def start_native_floor(workdir: Path, model_dir: Path) -> tuple[subprocess.Popen
     (workdir / "predict.bin").write_bytes(response.SerializeToString())
     (workdir / "metadata.bin").write_bytes(metadata.SerializeToString())
     return start_port_printer(
-        [str(binary), str(workdir / "predict.bin"), str(workdir / "metadata.bin")], "C++ zero-work server"
+        [str(binary), str(workdir / "predict.bin"), str(workdir / "metadata.bin")],
+        "C++ zero-work server",
+        workdir / "native-floor.log",
     )
 
 
 def at_concurrency_1(target: str, model: str, windows: int, **more: Any) -> Measurement:
     """Our client, one request in flight, 1 s warm-up and ``windows`` 1-s windows."""
     return measure(
-        target, model, concurrency=1, warmup_s=1.0, window_s=1.0, min_windows=windows, max_windows=windows,
-        **more,
+        LoadConfig(target, model, concurrency=1, **more),
+        warmup_s=1.0,
+        window_s=1.0,
+        rule=StabilityRule(min_windows=windows, max_windows=windows),
     )
 
 
@@ -229,7 +234,9 @@ def main() -> int:
             target, metrics_url = server.grpc_target, server.rest_url + DEFAULT_PATH
             model, label = "tiny", "embedded"
         floor, floor_target = start_port_printer(
-            [sys.executable, __file__, "--serve-floor", str(models / "1")], "zero-work Python server"
+            [sys.executable, __file__, "--serve-floor", str(models / "1")],
+            "zero-work Python server",
+            Path(tmp) / "python-floor.log",
         )
         native, native_target = start_native_floor(Path(tmp), models / "1")
         native_client, _ = build_native(Path(tmp), "grpc_ping_client") if native else (None, "")
@@ -271,8 +278,7 @@ def main() -> int:
         finally:
             for child in (floor, native):
                 if child is not None:
-                    child.kill()
-                    child.wait()
+                    child.stop()
             if server is not None:
                 server.stop()
     print(

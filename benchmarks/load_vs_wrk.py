@@ -23,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pytest_tfserving.embedded.launch import embedded_command, start_server
-from pytest_tfserving.load import PayloadOptions, clients, measure
+from pytest_tfserving.load import LoadConfig, PayloadOptions, StabilityRule, clients, measure
 from pytest_tfserving.load.payloads import build_pool, fetch_signature
 from pytest_tfserving.models.tiny import export_tiny_model_in_child
 
@@ -83,17 +83,19 @@ def main() -> int:
 
             def ours_rps(lean: bool) -> tuple[float, str]:
                 clients.LEAN_HTTP = lean
-                m = measure(
+                config = LoadConfig(
                     server.rest_url,
                     "tiny",
                     protocol="rest",
                     concurrency=args.connections,
                     signature=signature,
                     payloads=PayloadOptions(pool_size=1),
+                )
+                m = measure(
+                    config,
                     warmup_s=1.0,
                     window_s=1.0,
-                    min_windows=args.seconds,
-                    max_windows=args.seconds,
+                    rule=StabilityRule(min_windows=args.seconds, max_windows=args.seconds),
                 )
                 return m.rps, (f"errors {m.errors}, p50 {m.p50_ms:.2f} ms, "
                                f"loop CPU {m.extra['client_loop_cpu_max']:.2f}")

@@ -18,7 +18,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pytest_tfserving.embedded.launch import embedded_command, start_server
-from pytest_tfserving.load import measure
+from pytest_tfserving.load import LoadConfig, StabilityRule, measure
 from pytest_tfserving.models.tiny import export_tiny_model_in_child
 
 
@@ -44,15 +44,10 @@ def main() -> int:
             for rate in args.rates:
                 for arrival in ("constant", "poisson"):
                     m = measure(
-                        server.grpc_target,
-                        "tiny",
-                        mode="open",
-                        rate=rate,
-                        arrival=arrival,
+                        LoadConfig(server.grpc_target, "tiny", mode="open", rate=rate, arrival=arrival),
                         warmup_s=1.0,
                         window_s=1.0,
-                        min_windows=args.windows,
-                        max_windows=args.windows,
+                        rule=StabilityRule(min_windows=args.windows, max_windows=args.windows),
                     )
                     sent = m.extra["sent_rps"]
                     print(

@@ -15,11 +15,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from pytest_tfserving.load.config import LoadConfig
 from pytest_tfserving.load.loops import WindowRecord, run_windows
 from pytest_tfserving.load.measured_run import run_measured
 from pytest_tfserving.load.payloads import RequestPool
 from pytest_tfserving.load.results import Measurement
-from pytest_tfserving.load.runner import LoadConfig
 from pytest_tfserving.load.summary import StabilityRule
 from pytest_tfserving.load.wire import PREDICT_METHOD
 from pytest_tfserving.services.prediction_cache import (

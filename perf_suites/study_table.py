@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_tfserving.gate.judge import RelativeVerdict
+from pytest_tfserving.gate.verdicts import RelativeVerdict
 from pytest_tfserving.load.results import Measurement
 from pytest_tfserving.report.records import TestRecord
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from perf_suites.cached_load import expected_hits
 from perf_suites.study_table import study_table
-from pytest_tfserving.gate.judge import judge_relative
+from pytest_tfserving.gate.relative import judge_relative
 from pytest_tfserving.load.results import Measurement, WindowSummary
 from pytest_tfserving.report.records import TestRecord
 

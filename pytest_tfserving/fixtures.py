@@ -6,9 +6,9 @@ Override ``tfserving_spec`` in a conftest.py to choose what the default ``tfserv
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -58,7 +58,10 @@ class ModelVariants:
         )
 
 
-ServerFactory = Callable[[ServerSpec], RunningServer]
+class ServerFactory(Protocol):
+    """The ``tfserving_server_factory`` fixture: a running server for a ServerSpec."""
+
+    def __call__(self, spec: ServerSpec) -> RunningServer: ...
 
 
 @pytest.fixture(scope="session")

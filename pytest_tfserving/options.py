@@ -45,34 +45,24 @@ def _choice(valid: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{value!r} must be a number > 0, e.g. 0.5")
-    return number
+def _number(convert: Callable[[str], Any], ok: Callable[[Any], bool], needs: str) -> Callable[[str], Any]:
+    """A parser for one kind of number; text that is no number at all fails like an out-of-range one."""
+
+    def parse(value: str) -> Any:
+        try:
+            number = convert(value)
+        except ValueError:
+            number = math.nan
+        if not ok(number):
+            raise ValueError(f"{value!r} must be {needs}")
+        return number
+
+    return parse
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number <= 0:
-        raise ValueError(f"{value!r} must be a positive integer, e.g. 6")
-    return number
-
-
-def _fraction(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not 0 <= number < 1:
-        raise ValueError(f"{value!r} must be a fraction in [0, 1), e.g. 0.1 for 10%")
-    return number
+_positive_float = _number(float, lambda x: math.isfinite(x) and x > 0, "a number > 0, e.g. 0.5")
+_positive_int = _number(int, lambda x: x > 0, "a positive integer, e.g. 6")
+_fraction = _number(float, lambda x: 0 <= x < 1, "a fraction in [0, 1), e.g. 0.1 for 10%")
 
 
 def _bool(value: str | bool) -> bool:
@@ -363,11 +353,8 @@ _PATH_SETTINGS = (
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("tfserving", "TensorFlow Serving performance gate (pytest-tfserving)")
     for option in OPTIONS:
-        dest = option.ini
-        if option.flag:
-            group.addoption(option.cli, action="store_true", default=None, dest=dest, help=option.help)
-        else:
-            group.addoption(option.cli, action="store", default=None, dest=dest, help=option.help)
+        action = "store_true" if option.flag else "store"
+        group.addoption(option.cli, action=action, default=None, dest=option.ini, help=option.help)
         parser.addini(option.ini, option.help, default=None)
 
 

@@ -10,6 +10,7 @@ from pytest_tfserving import fixtures as _fixtures
 from pytest_tfserving.gate.ceilings import CeilingError, parse_perf_marker
 from pytest_tfserving.options import add_options, resolve_settings
 from pytest_tfserving.session import SESSION_KEY, TfservingSession
+from pytest_tfserving.xdist_roles import role_for
 
 PERF_MARKER_HELP = (
     "perf(**ceilings): a performance test, selected with `pytest -m perf`. Ceilings hold whatever "
@@ -37,6 +38,9 @@ def pytest_configure(config: pytest.Config) -> None:
     session = TfservingSession(config, resolve_settings(config))
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "tfserving-session")
+    config.pluginmanager.register(session.reporter, "tfserving-reporter")
+    # A pytest-xdist worker ships its results; the controller (or a plain run) writes the reports.
+    config.pluginmanager.register(role_for(config, session.reporter), "tfserving-xdist-role")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -7,15 +7,10 @@ from pathlib import Path
 from typing import Protocol
 
 from pytest_tfserving.metrics.resources import ResourceSampler
+from pytest_tfserving.process.errors import BackendError, ServerCrashed
 from pytest_tfserving.serving.spec import ServerSpec
 
-
-class BackendError(RuntimeError):
-    """A server could not be started or reached; the message carries its log and the fix."""
-
-
-class ServerCrashed(BackendError):
-    """The server process or container died: an error, never reported as a regression."""
+__all__ = ["Backend", "BackendError", "Endpoints", "RunningServer", "ServerCrashed"]
 
 
 @dataclass(frozen=True)

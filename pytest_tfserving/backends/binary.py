@@ -1,29 +1,25 @@
 """Backend ``binary``: a ``tensorflow_model_server`` executable on this machine (PATH or a given path).
 
 The real server binds the ports we pass, so we pick free loopback ports and retry when another process
-wins the bind race (the log then says "address already in use").
+wins the bind race (the log then says "address already in use"): ``launcher.launch_on_free_ports``.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from pytest_tfserving.backends.base import BackendError
 from pytest_tfserving.backends.layout import host_model_path, render_into
 from pytest_tfserving.backends.local import LocalServer, endpoints_for
-from pytest_tfserving.backends.process import ManagedProcess
-from pytest_tfserving.process.ports import address_in_use, free_loopback_port
-from pytest_tfserving.process.readiness import models_available
+from pytest_tfserving.process.launcher import STARTUP_HINT, Launch, launch_on_free_ports
+from pytest_tfserving.process.wait import ModelsAvailableWait
 from pytest_tfserving.serving.spec import ServerSpec
 
 DEFAULT_BINARY = "tensorflow_model_server"
-BIND_ATTEMPTS = 3
 
 
 def find_binary(binary: str | None = None) -> str | None:
@@ -71,12 +67,10 @@ class BinaryBackend:
         return self._version
 
     def start(self, spec: ServerSpec, workdir: Path, startup_timeout_s: float) -> LocalServer:
-        deadline = time.monotonic() + startup_timeout_s
         names = [m.name for m in spec.models]
-        for attempt in range(1, BIND_ATTEMPTS + 1):
-            grpc_port, rest_port = free_loopback_port(), free_loopback_port()
-            while rest_port == grpc_port:
-                rest_port = free_loopback_port()
+
+        def plan(ports: tuple[int, ...]) -> Launch:
+            grpc_port, rest_port = ports
             rundir = Path(tempfile.mkdtemp(prefix="binary-", dir=workdir))
             flags = render_into(
                 spec,
@@ -86,21 +80,10 @@ class BinaryBackend:
                 server_config_dir=str(rundir / "config"),
                 model_path=host_model_path,
             )
-            process = ManagedProcess([self.binary, *flags], rundir / "server.log", name=DEFAULT_BINARY)
-            endpoints = endpoints_for(spec, grpc_port, rest_port)
-            try:
-                process.wait_until(
-                    functools.partial(models_available, endpoints.rest_url, names),
-                    max(1.0, deadline - time.monotonic()),
-                    f"models {names} AVAILABLE at {endpoints.rest_url}",
-                )
-            except BackendError:
-                process.stop()
-                if attempt < BIND_ATTEMPTS and address_in_use(process.logs()):
-                    continue  # lost the bind race: new ports
-                raise
-            except BaseException:
-                process.stop()
-                raise
-            return LocalServer(spec, endpoints, f"tensorflow_model_server ({self.version})", process)
-        raise AssertionError("unreachable")
+            rest_url = endpoints_for(spec, grpc_port, rest_port).rest_url
+            ready = ModelsAvailableWait(rest_url, names)
+            return Launch([self.binary, *flags], rundir / "server.log", ready, name=DEFAULT_BINARY)
+
+        process, (grpc_port, rest_port) = launch_on_free_ports(plan, 2, startup_timeout_s, hint=STARTUP_HINT)
+        endpoints = endpoints_for(spec, grpc_port, rest_port)
+        return LocalServer(spec, endpoints, f"tensorflow_model_server ({self.version})", process)

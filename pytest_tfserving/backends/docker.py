@@ -15,21 +15,27 @@ TESTCONTAINERS_RYUK_DISABLED=true, e.g. on engines that cannot run it).
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pytest_tfserving.backends.base import BackendError, Endpoints, ServerCrashed
+from pytest_tfserving.backends.container_wait import (
+    container_logs,
+    loopback_url,
+    polling_wait,
+    published_port,
+)
+from pytest_tfserving.backends.engine import engine_status, no_engine_error, start_hint
 from pytest_tfserving.backends.local import endpoints_for
-from pytest_tfserving.backends.process import tail
 from pytest_tfserving.metrics.resources import ResourceSampler
 from pytest_tfserving.process import cleanup
-from pytest_tfserving.process.readiness import models_available
+from pytest_tfserving.process.errors import tail
+from pytest_tfserving.process.launcher import STARTUP_HINT
+from pytest_tfserving.process.wait import ModelsAvailableWait
 from pytest_tfserving.serving.spec import ModelSpec, ServerSpec
 
 DEFAULT_IMAGE_REPO = "tensorflow/serving"
@@ -39,8 +45,6 @@ GRPC_PORT = 8500
 REST_PORT = 8501
 CONFIG_MOUNT = "/config"
 MODELS_MOUNT = "/models"
-PING_API_VERSION = "1.41"  # understood by Docker >= 20.10 and Podman >= 3
-ALTERNATIVES = "--tfserving-backend=embedded|binary|external"
 
 _DEVICE_IDS = re.compile(r"^(?:device=)?(\d+(?:,\d+)*)$")
 
@@ -192,133 +196,6 @@ def container_definition(
     )
 
 
-# --- engine access ------------------------------------------------------------------------------
-
-
-def engine_status(timeout_s: float = 3.0) -> tuple[bool, str]:
-    """(answered, detail): ping the engine that DOCKER_HOST / the default socket points at."""
-    try:
-        import docker
-    except ImportError as exc:  # a dependency, but say so clearly if it is missing
-        return False, f"docker-py not installed ({exc}); pip install docker"
-    client = None
-    where = os.environ.get("DOCKER_HOST") or "the default socket unix:///var/run/docker.sock"
-    try:
-        # A fixed API version skips docker-py's GET /version round trip: only /_ping is asked.
-        client = docker.from_env(version=PING_API_VERSION, timeout=max(1, int(timeout_s)))
-        client.ping()
-        return True, f"engine at {where} answered"
-    except Exception as exc:  # DockerException, requests' ConnectionError, socket errors...
-        return False, f"no docker engine at {where} ({_root_cause(exc)})"
-    finally:
-        if client is not None:
-            client.close()
-
-
-def _root_cause(exc: BaseException) -> str:
-    """The innermost error in a docker-py/requests chain, e.g. "FileNotFoundError: No such file"."""
-    seen = exc
-    while seen.__cause__ is not None or seen.__context__ is not None:
-        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
-    for arg in getattr(seen, "args", ()):  # urllib3 wraps the OSError in its args
-        if isinstance(arg, BaseException):
-            seen = arg
-        elif isinstance(arg, tuple):
-            seen = next((a for a in arg if isinstance(a, BaseException)), seen)
-    text = getattr(seen, "strerror", None) or str(seen) or type(seen).__name__
-    return f"{type(seen).__name__}: {str(text).splitlines()[0][:160]}"
-
-
-def image_status(image: str, timeout_s: float = 10.0) -> tuple[bool, str]:
-    """(usable, detail): present locally, or its registry answers for it (pullable) without pulling."""
-    import docker
-
-    client = docker.from_env(version=PING_API_VERSION, timeout=max(1, int(timeout_s)))
-    try:
-        try:
-            client.images.get(image)
-            return True, f"image {image} present"
-        except docker.errors.ImageNotFound:
-            pass
-        try:
-            client.images.get_registry_data(image)
-            return True, f"image {image} pullable"
-        except Exception as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return False, f"image {image} neither present nor pullable ({first[:160]})"
-    except Exception as exc:
-        return False, f"cannot query image {image} ({exc})"
-    finally:
-        client.close()
-
-
-def _no_engine_error(detail: str) -> BackendError:
-    return BackendError(
-        f"--tfserving-backend=docker needs a running Docker-compatible engine, but {detail}. Start Docker "
-        f"(or Podman's socket and set DOCKER_HOST), or choose another backend: {ALTERNATIVES}"
-    )
-
-
-def start_hint(exc: BaseException) -> str:
-    """Advice for start failures whose fix is not obvious from docker-py's message."""
-    text = str(exc)
-    if "ryuk" in text.lower():
-        return (
-            "\nhint: testcontainers' Ryuk reaper (which removes containers if pytest is SIGKILLed) could not "
-            "start; pull its image (testcontainers/ryuk) or set TESTCONTAINERS_RYUK_DISABLED=true (our "
-            "teardown, atexit and SIGTERM handlers still remove the containers)"
-        )
-    if "No such image" in text or "pull access denied" in text or "manifest unknown" in text:
-        return "\nhint: the image is neither present nor pullable here; docker pull it or pass another image"
-    return ""
-
-
-def published_port(container: Any, port: int) -> int:
-    """The 127.0.0.1 port the engine published for ``port``.
-
-    Not testcontainers' ``get_exposed_port``: when it believes it runs inside a container it returns
-    the container port and a gateway IP, but we publish on this machine's loopback and connect there.
-    """
-    return int(container.get_docker_client().port(container.get_container_id(), port))
-
-
-def _ready_strategy(names: list[str], timeout_s: float) -> Any:
-    """A testcontainers wait strategy: every model AVAILABLE over REST; fails fast if the container exits."""
-    from testcontainers.core.waiting_utils import WaitStrategy
-
-    class ModelsAvailable(WaitStrategy):
-        def wait_until_ready(self, container: Any) -> None:
-            deadline = time.monotonic() + self._startup_timeout
-            url = ""
-            while True:
-                container.reload()
-                if container.status in ("exited", "dead"):
-                    raise ServerCrashed(f"container exited during startup (status {container.status})")
-                if not url:
-                    try:
-                        url = f"http://127.0.0.1:{published_port(container, REST_PORT)}"
-                    except Exception:
-                        url = ""
-                if url and models_available(url, names):
-                    return
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"models {names} not AVAILABLE at {url or 'the REST port'} after "
-                        f"{self._startup_timeout:.0f}s; raise the startup timeout if the models are large"
-                    )
-                time.sleep(self._poll_interval)
-
-    return ModelsAvailable().with_startup_timeout(int(max(1, timeout_s))).with_poll_interval(0.25)
-
-
-def _container_logs(container: Any) -> str:
-    try:
-        out, err = container.get_logs()
-        return (out or b"").decode(errors="replace") + (err or b"").decode(errors="replace")
-    except Exception as exc:
-        return f"(container log unavailable: {exc})"
-
-
 class DockerServer:
     """A running tensorflow/serving container; ``stop`` removes it."""
 
@@ -330,7 +207,7 @@ class DockerServer:
         self._stopped = False
 
     def logs(self) -> str:
-        return _container_logs(self.container)
+        return container_logs(self.container)
 
     def resource_sampler(self) -> ResourceSampler:
         from pytest_tfserving.metrics.docker_stats import DockerStatsSampler
@@ -390,10 +267,16 @@ class DockerBackend:
 
         answered, detail = engine_status()
         if not answered:
-            raise _no_engine_error(detail)
+            raise no_engine_error(detail)
         container = apply_definition(definition, self.docker_client_kw)
         names = [m.name for m in spec.models]
-        container.waiting_for(_ready_strategy(names, startup_timeout_s))
+
+        def models_available(started: Any) -> ModelsAvailableWait:  # the port is published once started
+            return ModelsAvailableWait(lambda: loopback_url(started, REST_PORT), names)
+
+        container.waiting_for(
+            polling_wait(models_available, startup_timeout_s, 0.25, subject="container", hint=STARTUP_HINT)
+        )
         server = DockerServer(spec, endpoints_for(spec, 0, 0), definition.image, container)
         cleanup.register(server)
         try:
@@ -401,7 +284,7 @@ class DockerBackend:
             rest_port = published_port(container, REST_PORT)
             grpc_port = published_port(container, GRPC_PORT)
         except BaseException as exc:
-            log = _container_logs(container)
+            log = container_logs(container)
             server.stop()
             if isinstance(exc, Exception):
                 error = ServerCrashed if isinstance(exc, ServerCrashed) else BackendError

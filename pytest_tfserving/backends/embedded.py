@@ -6,17 +6,16 @@ we read the real ports from its readiness lines (the same lines tensorflow_model
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
-import time
 from importlib import metadata
 from pathlib import Path
 
 from pytest_tfserving.backends.layout import host_model_path, render_into
-from pytest_tfserving.backends.local import GRPC_READY, REST_READY, LocalServer, endpoints_for
-from pytest_tfserving.backends.process import ManagedProcess
-from pytest_tfserving.process.readiness import models_available
+from pytest_tfserving.backends.local import LocalServer, endpoints_for
+from pytest_tfserving.embedded.launch import EMBEDDED_MODULE, AnnouncedPorts, server_env
+from pytest_tfserving.process.launcher import STARTUP_HINT, Launch, launch
+from pytest_tfserving.process.wait import AllOf, ModelsAvailableWait
 from pytest_tfserving.serving.spec import ServerSpec
 
 
@@ -25,14 +24,6 @@ def _tf_version() -> str:
         return metadata.version("tensorflow")
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-def server_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The child's environment: unbuffered output (readiness lines arrive at once), quiet TF C++ logs."""
-    env = dict(os.environ if base is None else base)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return env
 
 
 class EmbeddedBackend:
@@ -53,19 +44,14 @@ class EmbeddedBackend:
             server_config_dir=str(rundir / "config"),
             model_path=host_model_path,
         )
-        argv = [self.python, "-m", "pytest_tfserving.embedded", *flags]
-        process = ManagedProcess(argv, rundir / "server.log", env=server_env(), name="embedded server")
-        deadline = time.monotonic() + startup_timeout_s
-        try:
-            found = process.wait_for_log({"grpc": GRPC_READY, "rest": REST_READY}, startup_timeout_s)
-            endpoints = endpoints_for(spec, int(found["grpc"]["port"]), int(found["rest"]["port"]))
-            names = [m.name for m in spec.models]
-            process.wait_until(
-                lambda: models_available(endpoints.rest_url, names),
-                max(1.0, deadline - time.monotonic()),
-                f"models {names} AVAILABLE at {endpoints.rest_url}",
-            )
-        except BaseException:
-            process.stop()
-            raise
+        argv = [self.python, "-m", EMBEDDED_MODULE, *flags]
+        ports = AnnouncedPorts()
+
+        def rest_url() -> str:  # asked only once the ports were announced (AllOf keeps the order)
+            return endpoints_for(spec, ports.grpc_port, ports.rest_port).rest_url
+
+        ready = AllOf(ports, ModelsAvailableWait(rest_url, [m.name for m in spec.models]))
+        command = Launch(argv, rundir / "server.log", ready, env=server_env(), name="embedded server")
+        process = launch(command, startup_timeout_s, hint=STARTUP_HINT, poll_s=0.05)
+        endpoints = endpoints_for(spec, ports.grpc_port, ports.rest_port)
         return LocalServer(spec, endpoints, f"embedded (TF {_tf_version()})", process)

@@ -14,6 +14,7 @@ from pathlib import Path
 from pytest_tfserving.backends.base import BackendError, Endpoints, ServerCrashed
 from pytest_tfserving.metrics.resources import ResourceSample, ResourceSampler
 from pytest_tfserving.process.readiness import models_available
+from pytest_tfserving.process.wait import ModelsAvailableWait, wait_until_ready
 from pytest_tfserving.serving.spec import ServerSpec
 
 
@@ -94,13 +95,13 @@ class ExternalBackend:
         """Wait (up to the timeout) until the models are AVAILABLE and gRPC accepts connections."""
         names = [m.name for m in spec.models]
         deadline = time.monotonic() + startup_timeout_s
-        while not models_available(self.rest_url, names):
-            if time.monotonic() > deadline:
-                raise BackendError(
-                    f"external server at {self.rest_url} does not report models {names} AVAILABLE after "
-                    f"{startup_timeout_s:.0f}s; check the URL and that it serves these model names"
-                )
-            time.sleep(0.25)
+        wait_until_ready(
+            ModelsAvailableWait(self.rest_url, names),
+            startup_timeout_s,
+            subject=f"external server at {self.rest_url}",
+            hint="check the URL and that it serves these model names",
+            poll_s=0.25,
+        )
         if not _grpc_ready(self.grpc_target, max(1.0, deadline - time.monotonic())):
             raise BackendError(
                 f"external server's gRPC target {self.grpc_target} does not accept connections"

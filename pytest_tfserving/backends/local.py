@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from pytest_tfserving.backends.base import Endpoints
-from pytest_tfserving.backends.process import ManagedProcess
 from pytest_tfserving.metrics.resources import ResourceSampler
+from pytest_tfserving.process.launcher import ManagedProcess
 from pytest_tfserving.serving.spec import ServerSpec
-
-GRPC_READY = r"Running gRPC ModelServer at \S*?:(?P<port>\d+)"
-REST_READY = r"Exporting HTTP/REST API at:?\s*\S*?:(?P<port>\d+)"
 
 
 def endpoints_for(spec: ServerSpec, grpc_port: int, rest_port: int) -> Endpoints:

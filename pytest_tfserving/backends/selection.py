@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pytest_tfserving.backends.base import Backend, BackendError
 from pytest_tfserving.backends.binary import DEFAULT_BINARY, BinaryBackend, find_binary
-from pytest_tfserving.backends.docker import DockerBackend, _no_engine_error, engine_status, image_status
+from pytest_tfserving.backends.docker import DockerBackend
 from pytest_tfserving.backends.embedded import EmbeddedBackend
+from pytest_tfserving.backends.engine import engine_status, image_status, no_engine_error
 from pytest_tfserving.backends.external import ExternalBackend
 
 BACKENDS: tuple[str, ...] = ("auto", "docker", "binary", "embedded", "external")
@@ -45,7 +46,7 @@ def select_backend(
         docker_backend = DockerBackend(image=image, gpus=gpus)
         answered, detail = engine_status(engine_timeout_s)
         if not answered:
-            raise _no_engine_error(detail)
+            raise no_engine_error(detail)
         return docker_backend, f"docker: {docker_backend.image}, {detail}"
 
     # auto

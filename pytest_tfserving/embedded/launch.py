@@ -1,45 +1,71 @@
 """Start a model server process (ours or tensorflow_model_server) and read its ports from its log.
 
-No pytest here: tests, benchmarks and tools share it. The readiness lines are the ones
-tensorflow_model_server prints, so the same code waits for the real binary too.
+No pytest here: tests, benchmarks and tools share it, on top of ``process.launcher``. The readiness
+lines are the ones tensorflow_model_server prints (``process.ready_line``), so the same code waits for
+the real binary too.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import signal
+import shutil
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-from pytest_tfserving.process.cleanup import parent_death_preexec
+from pytest_tfserving.process.launcher import Launch, ManagedProcess, launch
+from pytest_tfserving.process.ready_line import GRPC_READY, REST_READY
+from pytest_tfserving.process.wait import AllOf, LogLineWait
 
-GRPC_LINE = re.compile(r"Running gRPC ModelServer at [^\s:]+:(\d+)")
-REST_LINE = re.compile(r"Exporting HTTP/REST API at:[^\s:]+:(\d+)")
-
-
-class LaunchError(RuntimeError):
-    """The server exited or did not announce readiness in time; the message carries its log tail."""
+STOP_GRACE_S = 15.0
+EMBEDDED_MODULE = "pytest_tfserving.embedded"
 
 
 def embedded_command(*flags: str) -> list[str]:
     """argv for our server under this interpreter."""
-    return [sys.executable, "-m", "pytest_tfserving.embedded", *flags]
+    return [sys.executable, "-m", EMBEDDED_MODULE, *flags]
 
 
-@dataclass
+def server_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The child's environment: unbuffered output (readiness lines arrive at once), quiet TF C++ logs."""
+    env = dict(os.environ if base is None else base)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+class AnnouncedPorts(AllOf):
+    """The gRPC (and REST) readiness lines; ``grpc_port``/``rest_port`` read them once seen."""
+
+    def __init__(self, want_rest: bool = True) -> None:
+        self.grpc = LogLineWait(GRPC_READY, "the gRPC readiness line")
+        self.rest = LogLineWait(REST_READY, "the REST readiness line") if want_rest else None
+        super().__init__(self.grpc, *([self.rest] if self.rest else []))
+
+    @property
+    def grpc_port(self) -> int:
+        return int(self.grpc.group("port"))
+
+    @property
+    def rest_port(self) -> int:
+        return int(self.rest.group("port")) if self.rest is not None else 0
+
+
 class ServerProcess:
-    """A running server: ports from its readiness lines and its combined output."""
+    """A running server: ports from its readiness lines, its combined output, ``stop`` with exit code."""
 
-    process: subprocess.Popen[bytes]
-    grpc_port: int = 0
-    rest_port: int = 0
-    _lines: list[str] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, managed: ManagedProcess, grpc_port: int, rest_port: int, own_dir: Path | None) -> None:
+        self.managed = managed
+        self.grpc_port = grpc_port
+        self.rest_port = rest_port
+        self._own_dir = own_dir  # a temporary log directory we remove on stop
+        self._final_log: str | None = None
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.managed.popen
 
     @property
     def grpc_target(self) -> str:
@@ -50,60 +76,35 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.rest_port}"
 
     def log(self) -> str:
-        with self._lock:
-            return "".join(self._lines)
+        return self.managed.logs() if self._final_log is None else self._final_log
 
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for raw in iter(self.process.stdout.readline, b""):
-            with self._lock:
-                self._lines.append(raw.decode(errors="replace"))
-
-    def stop(self, timeout_s: float = 15.0) -> int:
-        """SIGTERM, then SIGKILL after ``timeout_s``; returns the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return int(self.process.returncode)
+    def stop(self, timeout_s: float = STOP_GRACE_S) -> int:
+        """SIGTERM the group, then SIGKILL after ``timeout_s``; returns the exit code."""
+        self.managed.stop(grace_s=timeout_s)
+        if self._own_dir is not None and self._final_log is None:
+            self._final_log = self.managed.logs()
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+        return int(self.process.wait())
 
 
 def start_server(
-    argv: Sequence[str], timeout_s: float = 120.0, want_rest: bool = True, env: dict[str, str] | None = None
+    argv: Sequence[str],
+    timeout_s: float = 120.0,
+    want_rest: bool = True,
+    env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
 ) -> ServerProcess:
-    """Run ``argv`` and wait for its gRPC (and REST) readiness lines; stops it again on failure."""
-    environment = dict(os.environ if env is None else env)
-    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    environment["PYTHONUNBUFFERED"] = "1"
-    process = subprocess.Popen(
-        list(argv),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=environment,
-        preexec_fn=parent_death_preexec(),  # dies with us, even when we are killed hard
-    )
-    server = ServerProcess(process)
-    threading.Thread(target=server._pump, name="server-log", daemon=True).start()
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            text = server.log()
-            grpc_match, rest_match = GRPC_LINE.search(text), REST_LINE.search(text)
-            if grpc_match and (rest_match or not want_rest):
-                server.grpc_port = int(grpc_match.group(1))
-                server.rest_port = int(rest_match.group(1)) if rest_match else 0
-                return server
-            if process.poll() is not None:
-                raise LaunchError(
-                    f"server exited with {process.returncode} before it was ready:\n{text[-4000:]}"
-                )
-            if time.monotonic() > deadline:
-                raise LaunchError(f"server not ready after {timeout_s:.0f} s:\n{text[-4000:]}")
-            time.sleep(0.05)
-    except BaseException:
-        server.stop()
-        raise
+    """Run ``argv`` and wait for its gRPC (and REST) readiness lines; stops it again on failure.
+
+    The log goes to ``log_path``, or to a temporary file that ``stop`` removes (``log()`` still works;
+    after a failed start it stays, for the path in the error). Raises ServerCrashed if the server exits
+    first, ReadinessTimeout (a BackendError) with its log tail on timeout.
+    """
+    own_dir = None
+    if log_path is None:
+        own_dir = Path(tempfile.mkdtemp(prefix="tfserving-server-"))
+        log_path = own_dir / "server.log"
+    ports = AnnouncedPorts(want_rest)
+    name = "embedded server" if EMBEDDED_MODULE in argv else None
+    managed = launch(Launch(argv, log_path, ports, env=server_env(env), name=name), timeout_s, poll_s=0.05)
+    return ServerProcess(managed, ports.grpc_port, ports.rest_port, own_dir)

@@ -1,7 +1,7 @@
 """``python -m pytest_tfserving.embedded``: parse flags, load models, serve gRPC + REST, stop on signals.
 
 Readiness is announced with tensorflow_model_server's own log lines (stderr, flushed), printed only
-once the port really accepts connections:
+once the port really accepts connections; ``process.ready_line`` writes them and launchers parse them:
 
     Running gRPC ModelServer at 0.0.0.0:PORT ...
     Exporting HTTP/REST API at:localhost:PORT ...
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from pytest_tfserving.embedded.flags import FlagError, Flags, parse_flags, usage
 from pytest_tfserving.embedded.settings import ServingSettings, SettingsError, load_settings
+from pytest_tfserving.process.ready_line import grpc_line, rest_line
 
 if TYPE_CHECKING:
     from pytest_tfserving.embedded.manager import Loader
@@ -157,7 +158,7 @@ async def _serve(flags: Flags, settings: ServingSettings) -> int:
 
     core = ServingCore(manager, metrics)
     grpc_server, grpc_port = start_grpc(core, flags.port, flags.grpc_max_threads)
-    announce(f"Running gRPC ModelServer at 0.0.0.0:{grpc_port} ...")
+    announce(grpc_line(grpc_port))
 
     runner = None
     if flags.rest_api_port is not None:
@@ -180,7 +181,7 @@ async def _serve(flags: Flags, settings: ServingSettings) -> int:
             site = web.TCPSite(runner, "0.0.0.0", flags.rest_api_port, reuse_address=True)
             await site.start()
             rest_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            announce(f"Exporting HTTP/REST API at:localhost:{rest_port} ...")
+            announce(rest_line(rest_port))
 
     await stop.wait()
     log.info("Received shutdown signal; stopping servers.")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_tfserving.gate.fingerprint import hash_model_dir
+from pytest_tfserving.serving.fields import RecordKind, spec_field
 from pytest_tfserving.serving.spec import BatchingSpec, ModelSpec, ServerSpec, VersionPolicy
 
 RECORD_VERSION = 1
@@ -31,25 +32,31 @@ class ReferenceUnavailable(RuntimeError):
 def deployment_record(spec: ServerSpec, model_digests: Mapping[str, str]) -> dict[str, Any]:
     """A JSON-safe description of ``spec`` where each model's path is replaced by its content hash.
 
-    ``model_digests`` maps model name -> ``hash_model_dir`` of its base path.
+    ``model_digests`` maps model name -> ``hash_model_dir`` of its base path. Each field is written
+    as its ``serving.fields`` row says (``record``).
     """
-    fields: dict[str, Any] = {}
-    for item in dataclasses.fields(spec):
-        value = getattr(spec, item.name)
-        if item.name == "models":
-            value = [
-                {
-                    "name": m.name,
-                    "variant": m.variant,
-                    "version_policy": dataclasses.asdict(m.version_policy),
-                    "digest": model_digests[m.name],
-                }
-                for m in value
-            ]
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            value = dataclasses.asdict(value)
-        fields[item.name] = list(value) if isinstance(value, tuple) else value
+    fields = {
+        item.name: _to_record(spec_field(item.name).record, getattr(spec, item.name), model_digests)
+        for item in dataclasses.fields(spec)
+    }
     return {"record_version": RECORD_VERSION, "spec": _listify(fields)}
+
+
+def _to_record(kind: RecordKind, value: Any, model_digests: Mapping[str, str]) -> Any:
+    """One ServerSpec setting as the record keeps it; ``_from_record`` reads it back."""
+    if kind == "models":
+        return [
+            {
+                "name": m.name,
+                "variant": m.variant,
+                "version_policy": dataclasses.asdict(m.version_policy),
+                "digest": model_digests[m.name],
+            }
+            for m in value
+        ]
+    if kind == "batching" and value is not None:
+        return dataclasses.asdict(value)
+    return value  # "value"; a "tuple" becomes a list in _listify
 
 
 def _listify(value: Any) -> Any:
@@ -122,8 +129,35 @@ def reference_spec(record: Mapping[str, Any], store: DeploymentStore) -> ServerS
             f"{RECORD_VERSION} (upgrade pytest-tfserving or record the baseline again)"
         )
     fields = dict(record["spec"])
-    models = []
-    for model in fields.pop("models"):
+    # In ServerSpec's order, models first: a model missing from the store is the error to report.
+    settings = {
+        item.name: _from_record(spec_field(item.name).record, fields.pop(item.name), store)
+        for item in dataclasses.fields(ServerSpec)
+        if item.name in fields
+    }
+    if fields:
+        raise ReferenceUnavailable(
+            f"the baseline's deployment sets {', '.join(sorted(fields))}, which this plugin's ServerSpec "
+            "lacks (upgrade pytest-tfserving)"
+        )
+    return ServerSpec(**settings)
+
+
+def _from_record(kind: RecordKind, value: Any, store: DeploymentStore) -> Any:
+    """One setting of a deployment record as ServerSpec holds it: the inverse of ``_to_record``."""
+    if kind == "models":
+        return _models_from_record(value, store)
+    if kind == "tuple":
+        return tuple(value)
+    if kind == "batching" and value is not None:
+        return BatchingSpec(**{**value, "allowed_batch_sizes": tuple(value["allowed_batch_sizes"])})
+    return value
+
+
+def _models_from_record(models: list[Mapping[str, Any]], store: DeploymentStore) -> tuple[ModelSpec, ...]:
+    """The record's models, each served from its copy in ``store``."""
+    rebuilt = []
+    for model in models:
         path = store.get(model["digest"])
         if path is None:
             raise ReferenceUnavailable(
@@ -131,7 +165,7 @@ def reference_spec(record: Mapping[str, Any], store: DeploymentStore) -> ServerS
                 f"the deployment store {store.root}; run --update-baselines on the base branch on this "
                 "runner (or point --deployment-store at a store that has it)"
             )
-        models.append(
+        rebuilt.append(
             ModelSpec(
                 name=model["name"],
                 base_path=path,
@@ -143,18 +177,7 @@ def reference_spec(record: Mapping[str, Any], store: DeploymentStore) -> ServerS
                 ),
             )
         )
-    batching = fields.pop("batching", None)
-    if batching is not None:
-        batching = BatchingSpec(**{**batching, "allowed_batch_sizes": tuple(batching["allowed_batch_sizes"])})
-    known = {f.name for f in dataclasses.fields(ServerSpec)}
-    unknown = sorted(set(fields) - known)
-    if unknown:
-        raise ReferenceUnavailable(
-            f"the baseline's deployment sets {', '.join(unknown)}, which this plugin's ServerSpec lacks "
-            "(upgrade pytest-tfserving)"
-        )
-    fields["extra_flags"] = tuple(fields.get("extra_flags", ()))
-    return ServerSpec(models=tuple(models), batching=batching, **fields)
+    return tuple(rebuilt)
 
 
 def plan_reference(

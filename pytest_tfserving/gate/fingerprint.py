@@ -7,6 +7,7 @@ the rest of the fingerprint is shown as differences to explain a surprising resu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_tfserving.models.hashing import hash_directory
+from pytest_tfserving.serving.fields import fingerprinted, spec_field
 from pytest_tfserving.serving.spec import ServerSpec
 
 FINGERPRINT_KEYS: tuple[str, ...] = (
@@ -149,19 +151,11 @@ def compare_fingerprints(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str
 
 
 def spec_flags(spec: ServerSpec) -> list[str]:
-    """The server settings that enter the fingerprint: every ServerSpec field that is set."""
-    keys = (
-        "intra_op",
-        "inter_op",
-        "session_parallelism",
-        "rest_api_num_threads",
-        "grpc_max_threads",
-        "enable_batching",
-        "batching",
-        "prefer_tflite_model",
-        "num_tflite_pools",
-        "num_tflite_interpreters_per_pool",
-        "enable_model_warmup",
-        "extra_flags",
-    )
-    return [f"{k}={getattr(spec, k)!r}" for k in keys if getattr(spec, k) not in (None, False, ())]
+    """The server settings that enter the fingerprint: every ServerSpec field that is set, in field
+    order, except those ``serving.fields`` keeps out (models are hashed under ``models``)."""
+    flags = []
+    for item in dataclasses.fields(spec):
+        value = getattr(spec, item.name)
+        if not spec_field(item.name).unfingerprinted and fingerprinted(value):
+            flags.append(f"{item.name}={value!r}")
+    return flags

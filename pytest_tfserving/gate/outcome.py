@@ -1,17 +1,173 @@
-"""Pass or fail: the one place that turns verdicts and claims into a test's outcome."""
+"""Pass or fail: the one place that turns verdicts, broken ceilings and errors into an outcome.
+
+The test's own result (what the gate fails it with), the terminal table, the Markdown and the JSON
+report all ask this module, so what a reviewer reads is what the test got. Pure functions and frozen
+dataclasses; no pytest imports.
+"""
 
 from __future__ import annotations
 
-from pytest_tfserving.gate.judge import RelativeVerdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pytest_tfserving.gate.ceilings import Failure
+from pytest_tfserving.gate.fingerprint import compare_fingerprints
+from pytest_tfserving.gate.verdicts import MetricVerdict, RelativeVerdict
+
+Status = Literal["error", "failed", "inconclusive", "incomparable", "passed", "new"]
+AnyVerdict = MetricVerdict | RelativeVerdict
+
+NOT_SHOWN = " -> not shown: the point estimate itself breaks the bound"
+WITHIN = " (point estimate within the bound)"
 
 
-def relative_failed(verdict: RelativeVerdict) -> bool:
+@dataclass(frozen=True)
+class GatePolicy:
+    """The settings that change what fails: --update-baselines and --perf-hardware-mismatch."""
+
+    update_baselines: bool = False  # regressions and other hardware do not fail while re-recording
+    hardware_mismatch_fails: bool = False  # a baseline from other hardware fails instead of warning
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> GatePolicy:
+        return cls(
+            update_baselines=bool(settings.update_baselines),
+            hardware_mismatch_fails=settings.perf_hardware_mismatch == "fail",
+        )
+
+
+def relative_fails(verdict: RelativeVerdict) -> bool:
     """A comparison fails when its bound is broken with confidence, or, when still inconclusive after
     the extra rounds, when the point estimate itself lies beyond the bound (the claim is not shown)."""
-    if verdict.failed:
+    if verdict.verdict == "fail":
         return True
     if verdict.verdict != "inconclusive" or verdict.ratio is None:
         return False
     too_high = verdict.max_ratio is not None and verdict.ratio > verdict.max_ratio
     too_low = verdict.min_ratio is not None and verdict.ratio < verdict.min_ratio
     return too_high or too_low
+
+
+DEFAULT_POLICY = GatePolicy()
+
+relative_failed = relative_fails  # the name the perf handle's docstring and older callers use
+
+
+def verdict_fails(verdict: AnyVerdict, policy: GatePolicy = DEFAULT_POLICY) -> bool:
+    """Does this verdict fail the test? A regression does unless baselines are being re-recorded; a
+    baseline from other hardware does only with --perf-hardware-mismatch=fail."""
+    if isinstance(verdict, RelativeVerdict):
+        return relative_fails(verdict)
+    if policy.update_baselines:
+        return False
+    if verdict.verdict == "regression":
+        return True
+    return verdict.verdict == "incomparable" and policy.hardware_mismatch_fails
+
+
+def error_kind(assertion_failed: bool) -> Literal["failed", "error"]:
+    """The test's own failed assertion is a failure; anything else (a crashed server) is an error."""
+    return "failed" if assertion_failed else "error"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One verdict and what the gate made of it."""
+
+    verdict: AnyVerdict
+    fails: bool
+    shown: str  # the verdict cell of the tables: "fail (inconclusive)" when an unsettled claim fails
+    message: str  # the verdict's message, with why it fails or not where the verdict alone misleads
+    gate_line: str | None  # the line the test prints (failure or note); None for a plain pass
+
+
+def finding(
+    verdict: AnyVerdict,
+    policy: GatePolicy = DEFAULT_POLICY,
+    *,
+    baseline_fingerprint: Mapping[str, Any] | None = None,
+    fingerprint: Mapping[str, Any] | None = None,
+) -> Finding:
+    fails = verdict_fails(verdict, policy)
+    kind = verdict.verdict
+    shown = f"fail ({kind})" if fails and kind not in ("regression", "fail") else kind
+    message = verdict.message()
+    if isinstance(verdict, RelativeVerdict) and kind == "inconclusive":
+        message += NOT_SHOWN if fails else WITHIN
+    line: str | None = message
+    if kind == "incomparable":
+        diffs = compare_fingerprints(baseline_fingerprint or {}, fingerprint or {})
+        line = "baseline from other hardware, not compared: " + "; ".join(diffs[:4])
+    elif kind in ("pass", "improvement") or (kind == "regression" and not fails):
+        line = None
+    return Finding(verdict, fails, shown, message, line)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one record (a measurement, a test's comparisons, or an error)."""
+
+    status: Status
+    findings: tuple[Finding, ...]
+    lines: tuple[str, ...]  # notes, broken ceilings and findings, as the test prints them
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("failed", "error")
+
+
+def decide(
+    verdicts: Iterable[AnyVerdict] = (),
+    ceiling_failures: Sequence[Failure] = (),
+    *,
+    policy: GatePolicy = DEFAULT_POLICY,
+    has_baseline: bool = False,
+    baseline_fingerprint: Mapping[str, Any] | None = None,
+    fingerprint: Mapping[str, Any] | None = None,
+    notes: Sequence[str] = (),
+    error: str | None = None,
+    assertion_failed: bool = False,
+) -> Decision:
+    """The worst thing that happened, in the order a reviewer needs to know it."""
+    findings = tuple(
+        finding(v, policy, baseline_fingerprint=baseline_fingerprint, fingerprint=fingerprint)
+        for v in verdicts
+    )
+    lines = (
+        *notes,
+        *(f"ceiling broken: {f.message()}" for f in ceiling_failures),
+        *(f.gate_line for f in findings if f.gate_line is not None),
+    )
+    shown = {f.shown for f in findings}
+    status: Status
+    if error:
+        status = error_kind(assertion_failed)
+    elif ceiling_failures or any(f.fails for f in findings):
+        status = "failed"
+    elif "inconclusive" in shown:
+        status = "inconclusive"
+    elif "incomparable" in shown:
+        status = "incomparable"
+    elif not has_baseline and not any(isinstance(f.verdict, RelativeVerdict) for f in findings):
+        status = "new"
+    else:
+        status = "passed"
+    return Decision(status, findings, lines)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """A test's result over all its records: fail it with ``failure_text()``, or print ``lines`` as notes."""
+
+    failed: bool
+    lines: tuple[str, ...]
+
+    def failure_text(self) -> str:
+        return "performance gate:\n" + "\n".join(self.lines)
+
+
+def gate_result(notes: Sequence[str], decisions: Sequence[tuple[str, Decision]]) -> GateResult:
+    """The test's notes, then each record's lines prefixed by its id; failed when any record failed."""
+    lines = (*notes, *(f"{nodeid}: {line}" for nodeid, d in decisions for line in d.lines))
+    return GateResult(any(d.failed for _, d in decisions), lines)

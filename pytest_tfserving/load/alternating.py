@@ -20,13 +20,13 @@ import itertools
 import time
 
 from pytest_tfserving.load.clients import Client
+from pytest_tfserving.load.config import LoadConfig
 from pytest_tfserving.load.histogram import Histogram
 from pytest_tfserving.load.loops import WindowGrid, WindowRecord
 from pytest_tfserving.load.measured_run import run_measured
-from pytest_tfserving.load.payloads import RequestPool
 from pytest_tfserving.load.results import Measurement
-from pytest_tfserving.load.runner import LoadConfig
-from pytest_tfserving.load.summary import StabilityRule, Summarizer
+from pytest_tfserving.load.segment import Side
+from pytest_tfserving.load.summary import StabilityRule
 
 
 def measure_alternating(
@@ -52,10 +52,9 @@ def measure_alternating(
         raise ValueError("windows must be >= 1, window_s > 0 and warmup_s >= 0")
     rule = StabilityRule(min_windows=1, max_windows=windows)
     extra = {"alternating": 1.0}
-    summaries = (a.summarizer(rule, extra=extra), b.summarizer(rule, extra=extra))
-    pools = (a.pool(), b.pool())
-    run_measured(_alternate((a, b), pools, summaries, windows, warmup_s, window_s))
-    return summaries[0].measurement(), summaries[1].measurement()
+    sides = (Side.prepare(a, rule, extra), Side.prepare(b, rule, extra))
+    run_measured(_alternate(sides, windows, warmup_s, window_s))
+    return sides[0].summarizer.measurement(), sides[1].summarizer.measurement()
 
 
 class _Windows:
@@ -77,15 +76,12 @@ def _records(index: int, start_s: float) -> tuple[WindowRecord, WindowRecord]:
     )
 
 
-async def _alternate(
-    configs: tuple[LoadConfig, LoadConfig],
-    pools: tuple[RequestPool, RequestPool],
-    summaries: tuple[Summarizer, Summarizer],
-    windows: int,
-    warmup_s: float,
-    window_s: float,
-) -> None:
-    clients: tuple[Client, Client] = (configs[0].open_client(pools[0]), configs[1].open_client(pools[1]))
+async def _alternate(sides: tuple[Side, Side], windows: int, warmup_s: float, window_s: float) -> None:
+    clients: tuple[Client, Client] = (
+        sides[0].config.open_client(sides[0].pool),
+        sides[1].config.open_client(sides[1].pool),
+    )
+    summaries = (sides[0].summarizer, sides[1].summarizer)
     state = _Windows()
     loop = asyncio.get_running_loop()
     counter = itertools.count()
@@ -103,7 +99,7 @@ async def _alternate(
                 state.record(side, loop.time() - t0, ok, status)
             order = (order[1], order[0])
 
-    tasks = [loop.create_task(worker(i % 2)) for i in range(configs[0].concurrency)]
+    tasks = [loop.create_task(worker(i % 2)) for i in range(sides[0].config.concurrency)]
     try:
         await asyncio.sleep(warmup_s)
         await asyncio.gather(*(asyncio.to_thread(s.prime) for s in summaries))

@@ -9,7 +9,9 @@ Mean and max are exact (running sum and max), not bucket estimates.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,23 @@ import numpy.typing as npt
 DEFAULT_RELATIVE_ERROR = 0.01
 _MIN_US = 1.0  # values below 1 us land in the first bucket
 _MAX_US = 1e9  # 1,000 s; larger values land in the last bucket (max stays exact)
+
+
+@dataclass(frozen=True)
+class LatencyStatistics:
+    """The latency figures a window or a run reports (ms): what ``WindowSummary`` and ``Measurement``
+    carry under the same field names."""
+
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_ms: float
+
+    def fields(self) -> dict[str, Any]:
+        """As keyword arguments for ``WindowSummary``, ``Measurement`` or ``dataclasses.replace``."""
+        return dataclasses.asdict(self)
 
 
 class Histogram:
@@ -114,6 +133,11 @@ class Histogram:
 
     def percentiles(self, qs: tuple[float, ...]) -> tuple[float, ...]:
         return tuple(self.percentile(q) for q in qs)
+
+    def statistics(self) -> LatencyStatistics:
+        """p50, p90, p95, p99 (bucket estimates), max and mean (exact): one window's or one run's."""
+        p50, p90, p95, p99 = self.percentiles((50, 90, 95, 99))
+        return LatencyStatistics(p50, p90, p95, p99, self.max_ms, self.mean_ms)
 
     def to_dict(self) -> dict[str, Any]:
         """Sparse JSON-safe form: ``buckets`` holds ``[index, count]`` pairs of non-empty buckets."""

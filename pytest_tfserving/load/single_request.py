@@ -20,11 +20,12 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from pytest_tfserving.load.clients import predict_url
+from pytest_tfserving.load.config import LoadConfig
 from pytest_tfserving.load.heap import frozen_heap
+from pytest_tfserving.load.histogram import LatencyStatistics
 from pytest_tfserving.load.loops import WindowRecord
 from pytest_tfserving.load.payloads import RequestPool
 from pytest_tfserving.load.results import Measurement
-from pytest_tfserving.load.runner import LoadConfig
 from pytest_tfserving.load.summary import StabilityRule
 from pytest_tfserving.load.wire import PREDICT_METHOD
 from pytest_tfserving.metrics.resources import ResourceSample
@@ -206,17 +207,15 @@ def carry_benchmark_stats(measurement: Measurement, stats: Any) -> Measurement:
         benchmark_q3_ms=stats.q3 * 1000.0,
         benchmark_ops=float(stats.ops),
     )
-    return replace(
-        measurement,
+    latency = LatencyStatistics(
         p50_ms=stats.median * 1000.0,
         p90_ms=cuts[89] * 1000.0,
         p95_ms=cuts[94] * 1000.0,
         p99_ms=cuts[98] * 1000.0,
         max_ms=stats.max * 1000.0,
         mean_ms=stats.mean * 1000.0,
-        rps=float(stats.ops),
-        extra=extra,
     )
+    return replace(measurement, **latency.fields(), rps=float(stats.ops), extra=extra)
 
 
 def measure_single_requests(

@@ -103,19 +103,13 @@ class Summarizer:
                 self._server_total[bound] = self._server_total.get(bound, 0.0) + n
             self._server_count += window[1]
             self._server_sum += window[2]
-        hist = record.histogram
         ok = record.count - record.errors
         summary = WindowSummary(
             start_s=record.start_s,
             duration_s=record.duration_s,
             count=record.count,
             errors=record.errors,
-            p50_ms=hist.percentile(50),
-            p90_ms=hist.percentile(90),
-            p95_ms=hist.percentile(95),
-            p99_ms=hist.percentile(99),
-            max_ms=hist.max_ms,
-            mean_ms=hist.mean_ms,
+            **record.histogram.statistics().fields(),
             rps=ok / record.duration_s if record.duration_s > 0 else 0.0,
             cpu_percent=cpu,
             rss_mb=rss,
@@ -165,12 +159,7 @@ class Summarizer:
             count=total.count,
             errors=total.errors,
             errors_by_status=dict(sorted(total.errors_by_status.items())),
-            p50_ms=hist.percentile(50),
-            p90_ms=hist.percentile(90),
-            p95_ms=hist.percentile(95),
-            p99_ms=hist.percentile(99),
-            max_ms=hist.max_ms,
-            mean_ms=hist.mean_ms,
+            **hist.statistics().fields(),
             rps=(total.count - total.errors) / duration if duration else 0.0,
             windows=tuple(self.windows),
             stable=self.rule.is_stable(self.windows),

@@ -2,21 +2,29 @@
 
 Each worker (spawned, so it starts clean of the parent's threads and TensorFlow) opens its own client,
 runs its share of the plan on its own event loop from a common start time, and ships every window
-record back over a queue; the parent merges window k of all workers into one window.
+record back over a queue; the parent (``measure_with_workers``) merges window k of all workers into
+one window.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import queue as queue_module
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pytest_tfserving.load.clients import open_client
-from pytest_tfserving.load.loops import LoopPlan, run_windows
+from pytest_tfserving.load.config import LoadConfig
+from pytest_tfserving.load.loops import LoopPlan, WindowRecord, run_windows
 from pytest_tfserving.load.measured_run import run_measured
 from pytest_tfserving.load.payloads import RequestPool
+from pytest_tfserving.load.segment import Progress
+from pytest_tfserving.load.summary import Summarizer
+
+_WORKER_START_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -67,3 +75,127 @@ async def _run(worker_id: int, spec: WorkerSpec, out: Any, go: Any, start_at: An
         )
     finally:
         await client.close()
+
+
+def _split(total: int, parts: int, k: int) -> int:
+    return total // parts + (1 if k < total % parts else 0)
+
+
+def measure_with_workers(
+    config: LoadConfig,
+    pool: RequestPool,
+    plan: LoopPlan,
+    summarizer: Summarizer,
+    progress: Progress | None,
+    workers: int,
+) -> None:
+    """Run ``plan`` split over ``workers`` spawned processes, merging window k of all into one."""
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    go, stop = ctx.Event(), ctx.Event()
+    start_at = ctx.Value("d", 0.0)
+    procs = []
+    for k in range(workers):
+        share = replace(
+            plan,
+            concurrency=_split(plan.concurrency, workers, k),
+            rate=plan.rate / workers,
+            max_requests=None if plan.max_requests is None else -(-plan.max_requests // workers),
+            seed=plan.seed + k,
+            index_offset=k,
+            index_stride=workers,
+            schedule_offset_s=(k / plan.rate) if plan.mode == "open" and plan.arrival == "constant" else 0.0,
+        )
+        spec = WorkerSpec(
+            config.protocol,
+            config.target,
+            config.model_name,
+            pool,
+            share,
+            config.timeout_s,
+            _split(config.rest_connections, workers, k) or 1,
+            config.channels,
+        )
+        proc = ctx.Process(
+            target=worker_main,
+            args=(k, spec, out, go, start_at, stop),
+            daemon=True,
+            name=f"tfserving-load-{k}",
+        )
+        proc.start()
+        procs.append(proc)
+    try:
+        _coordinate(out, go, stop, start_at, procs, plan, summarizer, progress)
+    finally:
+        stop.set()
+        go.set()
+        for proc in procs:
+            proc.join(timeout=10)
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+        out.close()
+        out.join_thread()
+
+
+def _get(out: Any, procs: list[Any], deadline: float) -> tuple[str, int, object]:
+    while True:
+        try:
+            return out.get(timeout=0.2)
+        except queue_module.Empty:
+            dead = [p.name for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
+            if dead:
+                raise RuntimeError(f"load worker(s) {dead} died without reporting; see stderr") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    "load workers stopped reporting (timed out waiting for a window)"
+                ) from None
+
+
+def _coordinate(
+    out: Any,
+    go: Any,
+    stop: Any,
+    start_at: Any,
+    procs: list[Any],
+    plan: LoopPlan,
+    summarizer: Summarizer,
+    progress: Progress | None,
+) -> None:
+    workers = len(procs)
+    ready: set[int] = set()
+    deadline = time.monotonic() + _WORKER_START_TIMEOUT_S
+    while len(ready) < workers:
+        kind, k, payload = _get(out, procs, deadline)
+        if kind == "error":
+            raise RuntimeError(f"load worker {k} failed:\n{payload}")
+        ready.add(k)
+    begin = time.monotonic() + 0.2
+    start_at.value = begin
+    go.set()
+    time.sleep(max(0.0, begin + plan.warmup_s - time.monotonic()))
+    summarizer.prime()
+    pending: dict[int, list[WindowRecord]] = {}
+    finished: set[int] = set()
+    while len(finished) < workers:
+        kind, k, payload = _get(out, procs, time.monotonic() + plan.window_s * 3 + 30.0)
+        if kind == "error":
+            raise RuntimeError(f"load worker {k} failed:\n{payload}")
+        if kind == "done":
+            finished.add(k)
+            continue
+        assert isinstance(payload, WindowRecord)
+        parts = pending.setdefault(payload.index, [])
+        parts.append(payload)
+        if len(parts) < workers or stop.is_set():
+            continue
+        merged = parts[0]
+        for part in parts[1:]:
+            merged.merge(part)
+        del pending[payload.index]
+        summary = summarizer.finish(merged)
+        if progress is not None:
+            progress(summary)
+        if summarizer.done:
+            stop.set()

@@ -8,11 +8,20 @@ import urllib.request
 from collections.abc import Iterable
 
 
+def version_states(body: bytes) -> list[str]:
+    """States of all versions in a model status reply (e.g. ["AVAILABLE"]); ValueError if not JSON."""
+    status = json.loads(body.decode())
+    return [str(v.get("state", "")) for v in status.get("model_version_status", [])]
+
+
+def has_available_version(body: bytes) -> bool:
+    return "AVAILABLE" in version_states(body)
+
+
 def model_state(rest_url: str, name: str, timeout_s: float = 2.0) -> list[str]:
     """States of all versions of ``name`` (e.g. ["AVAILABLE"]); raises OSError/ValueError while starting."""
     with urllib.request.urlopen(f"{rest_url}/v1/models/{name}", timeout=timeout_s) as response:
-        body = json.loads(response.read().decode())
-    return [str(v.get("state", "")) for v in body.get("model_version_status", [])]
+        return version_states(response.read())
 
 
 def models_available(rest_url: str, names: Iterable[str], timeout_s: float = 2.0) -> bool:

@@ -9,18 +9,20 @@ from pathlib import Path
 from typing import Any
 
 from pytest_tfserving.gate.baselines import json_safe
-from pytest_tfserving.gate.judge import RelativeVerdict
+from pytest_tfserving.gate.verdicts import RelativeVerdict
 from pytest_tfserving.report.records import TestRecord
 
 REPORT_SCHEMA_VERSION = 1
 
 
 def record_to_dict(record: TestRecord) -> dict[str, Any]:
+    decision = record.decision
     verdicts = []
-    for v in record.verdicts:
-        data = asdict(v)
-        data["kind"] = "relative" if isinstance(v, RelativeVerdict) else "baseline"
-        data["message"] = v.message()
+    for found in decision.findings:
+        data = asdict(found.verdict)
+        data["kind"] = "relative" if isinstance(found.verdict, RelativeVerdict) else "baseline"
+        data["message"] = found.message
+        data["fails"] = found.fails  # what the gate made of it (outcome.py), beside the verdict itself
         verdicts.append(data)
     baseline = None
     if record.baseline is not None:
@@ -33,7 +35,7 @@ def record_to_dict(record: TestRecord) -> dict[str, Any]:
         }
     return {
         "nodeid": record.nodeid,
-        "outcome": record.outcome,
+        "outcome": decision.status,
         "error": record.error,
         "measurement": None if record.measurement is None else record.measurement.to_dict(),
         "baseline": baseline,

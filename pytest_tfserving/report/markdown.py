@@ -35,14 +35,15 @@ def render_markdown(records: Iterable[TestRecord], title: str = "Performance gat
         lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * 2 + "---:|" * 3 + "---|"]
         for row in rows:
             verdict = _ICONS.get(row.verdict, row.verdict)
-            if verdict.startswith("ceiling"):
+            if verdict.startswith(("ceiling", "fail (")):  # "fail (inconclusive)": an unsettled claim failed
                 verdict = "❌ " + verdict
             cells = (f"`{row.test}`", row.metric, row.baseline, row.current, row.change, verdict)
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
     details: list[str] = []
     for r in records:
-        notes = [v.message() for v in r.verdicts if v.verdict != "pass"]
+        decision = r.decision
+        notes = [f.message for f in decision.findings if f.verdict.verdict != "pass"]
         notes += [f"ceiling broken: {f.message()}" for f in r.ceiling_failures]
         if r.baseline is not None and r.fingerprint:
             diffs = compare_fingerprints(r.baseline.fingerprint, r.fingerprint)
@@ -51,7 +52,7 @@ def render_markdown(records: Iterable[TestRecord], title: str = "Performance gat
         if r.error:
             notes.append(f"{r.failure_kind}:\n\n```\n" + r.error.strip() + "\n```")
         if notes:
-            details.append(f"<details><summary><code>{r.nodeid}</code>: {r.outcome}</summary>\n")
+            details.append(f"<details><summary><code>{r.nodeid}</code>: {decision.status}</summary>\n")
             details += [f"- {n}" for n in notes]
             details.append("\n</details>")
     if details:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pytest_tfserving.gate.baselines import Baseline
 from pytest_tfserving.gate.ceilings import Failure
-from pytest_tfserving.gate.judge import MetricVerdict, RelativeVerdict
+from pytest_tfserving.gate.outcome import Decision, GatePolicy, Status, decide, error_kind
+from pytest_tfserving.gate.verdicts import MetricVerdict, RelativeVerdict
 from pytest_tfserving.load.results import Measurement
 
-Outcome = Literal["error", "failed", "inconclusive", "incomparable", "passed", "new"]
+Outcome = Status
 
 
 @dataclass(frozen=True)
@@ -28,26 +29,32 @@ class TestRecord:
     error: str | None = None
     fingerprint: Mapping[str, Any] | None = field(default=None)
     assertion_failed: bool = False  # ``error`` is the test's own failed assertion, not a crash
+    notes: tuple[str, ...] = ()  # what the measurement noted (e.g. how its baseline was chosen)
+    policy: GatePolicy = field(default_factory=GatePolicy)  # the gate settings it was judged under
+
+    @property
+    def decision(self) -> Decision:
+        """Its outcome, decided in ``gate/outcome.py``: the same rule that failed or passed the test."""
+        return decide(
+            self.verdicts,
+            self.ceiling_failures,
+            policy=self.policy,
+            has_baseline=self.baseline is not None,
+            baseline_fingerprint=None if self.baseline is None else self.baseline.fingerprint,
+            fingerprint=self.fingerprint,
+            notes=self.notes,
+            error=self.error,
+            assertion_failed=self.assertion_failed,
+        )
 
     @property
     def failure_kind(self) -> str:
-        return "failed" if self.assertion_failed else "error"
+        return error_kind(self.assertion_failed)
 
     @property
     def outcome(self) -> Outcome:
         """The worst thing that happened, in the order a reviewer needs to know it."""
-        kinds = {v.verdict for v in self.verdicts}
-        if self.error:
-            return "failed" if self.assertion_failed else "error"
-        if self.ceiling_failures or kinds & {"regression", "fail"}:
-            return "failed"
-        if "inconclusive" in kinds:
-            return "inconclusive"
-        if "incomparable" in kinds:
-            return "incomparable"
-        if self.baseline is None and not any(isinstance(v, RelativeVerdict) for v in self.verdicts):
-            return "new"
-        return "passed"
+        return self.decision.status
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,8 @@ def record_rows(record: TestRecord) -> list[Row]:
     if record.error:
         first = record.error.strip().splitlines()[0] if record.error.strip() else record.failure_kind
         rows.append(Row(record.nodeid, "-", "-", "-", "-", f"{record.failure_kind}: {first}"))
-    for v in record.verdicts:
+    for found in record.decision.findings:
+        v = found.verdict
         if isinstance(v, RelativeVerdict):
             ci = "-" if v.ci_low is None or v.ci_high is None else f"{v.ci_low:.3g}..{v.ci_high:.3g}x"
             rows.append(
@@ -101,12 +109,12 @@ def record_rows(record: TestRecord) -> list[Row]:
                     _bound(v),
                     "-" if v.ratio is None else f"{v.ratio:.3g}x",
                     ci,
-                    v.verdict,
+                    found.shown,
                 )
             )
         else:
             rows.append(
-                Row(record.nodeid, v.metric, _num(v.baseline), _num(v.current), _pct(v.change), v.verdict)
+                Row(record.nodeid, v.metric, _num(v.baseline), _num(v.current), _pct(v.change), found.shown)
             )
     for f in record.ceiling_failures:
         limit = f"{'<=' if f.bound == 'max' else '>='} {f.limit:g}"

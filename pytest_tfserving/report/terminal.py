@@ -50,7 +50,7 @@ def format_details(records: Iterable[TestRecord]) -> list[str]:
     """One explanatory line per verdict that is not a plain pass, per broken ceiling and per error."""
     lines: list[str] = []
     for record in records:
-        notes = [v.message() for v in record.verdicts if v.verdict != "pass"]
+        notes = [f.message for f in record.decision.findings if f.verdict.verdict != "pass"]
         notes += [f.message() for f in record.ceiling_failures]
         if record.error:
             notes.append(record.error.strip())

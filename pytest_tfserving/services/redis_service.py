@@ -7,18 +7,20 @@ pay for snapshots) and listen on 127.0.0.1 only. No pytest imports: fixtures wra
 
 from __future__ import annotations
 
-import functools
 import shutil
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_tfserving.backends.base import BackendError
+from pytest_tfserving.backends.container_wait import container_logs, polling_wait, published_port
 from pytest_tfserving.backends.docker import CONTAINER_LABELS
-from pytest_tfserving.backends.process import ManagedProcess, tail
+from pytest_tfserving.backends.engine import engine_status, start_hint
 from pytest_tfserving.process import cleanup
-from pytest_tfserving.process.ports import address_in_use, free_loopback_port
+from pytest_tfserving.process.errors import ReadinessTimeout, tail
+from pytest_tfserving.process.launcher import Launch, ManagedProcess, launch_on_free_ports
+from pytest_tfserving.process.wait import CallableWait, wait_until_ready
 
 if TYPE_CHECKING:
     import redis
@@ -26,7 +28,6 @@ if TYPE_CHECKING:
 DEFAULT_REDIS_IMAGE = "redis:7.4.2"  # pinned, like the server image
 REDIS_PORT = 6379
 NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
-BIND_ATTEMPTS = 3
 
 
 class RedisError(BackendError):
@@ -68,6 +69,16 @@ def _ping(url: str) -> bool:
         return bool(client.ping())
     finally:
         client.close()
+
+
+def _answers_ping(url: str | Callable[[], str], what: str) -> CallableWait:
+    """Ready once PING answers; refused connections and a server still loading are "not yet"."""
+    import redis
+
+    def check() -> bool:
+        return _ping(url() if callable(url) else url)
+
+    return CallableWait(check, what, transient=(redis.exceptions.RedisError, OSError))
 
 
 class LocalRedis:
@@ -124,14 +135,13 @@ def start_local_redis(
             "brew install redis) or point the tests at a running Redis with --redis-url=redis://HOST:PORT/0"
         )
     version = _redis_version(path)
-    deadline = time.monotonic() + startup_timeout_s
-    for attempt in range(1, BIND_ATTEMPTS + 1):
-        port = free_loopback_port()
+
+    def plan(ports: tuple[int, ...]) -> Launch:
         rundir = Path(tempfile.mkdtemp(prefix="redis-", dir=workdir))
         argv = [
             path,
             "--port",
-            str(port),
+            str(ports[0]),
             "--bind",
             "127.0.0.1",
             "--daemonize",
@@ -142,24 +152,18 @@ def start_local_redis(
             "--logfile",
             "",  # to stdout, which goes to our log file
         ]
-        process = ManagedProcess(argv, rundir / "redis.log", name="redis-server")
-        url = f"redis://127.0.0.1:{port}/0"
-        try:
-            process.wait_until(
-                functools.partial(_ping, url),
-                max(1.0, deadline - time.monotonic()),
-                f"PING at {url}",
-            )
-        except BackendError as exc:
-            process.stop()
-            if attempt < BIND_ATTEMPTS and address_in_use(process.logs()):
-                continue
-            raise RedisError(str(exc)) from exc
-        except BaseException:
-            process.stop()
-            raise
-        return LocalRedis(url, process, version)
-    raise AssertionError("unreachable")
+        url = _url(ports[0])
+        return Launch(argv, rundir / "redis.log", _answers_ping(url, f"PING at {url}"), name="redis-server")
+
+    try:
+        process, (port,) = launch_on_free_ports(plan, 1, startup_timeout_s)
+    except BackendError as exc:
+        raise RedisError(str(exc)) from exc
+    return LocalRedis(_url(port), process, version)
+
+
+def _url(port: int) -> str:
+    return f"redis://127.0.0.1:{port}/0"
 
 
 class ContainerRedis:
@@ -178,11 +182,7 @@ class ContainerRedis:
         _flush(self.url, everything=True)
 
     def logs(self) -> str:
-        try:
-            out, err = self.container.get_logs()
-            return (out or b"").decode(errors="replace") + (err or b"").decode(errors="replace")
-        except Exception as exc:
-            return f"(container log unavailable: {exc})"
+        return container_logs(self.container)
 
     def stop(self) -> None:
         if self._stopped:
@@ -192,36 +192,15 @@ class ContainerRedis:
         self.container.stop()
 
 
-def _ping_on_loopback(timeout_s: float) -> Any:
-    """Wait for PING at the port published on 127.0.0.1 (RedisContainer's own may use a gateway IP)."""
-    import redis
-    from testcontainers.core.waiting_utils import WaitStrategy
-
-    from pytest_tfserving.backends.docker import published_port
-
-    class PingOnLoopback(WaitStrategy):
-        def wait_until_ready(self, container: Any) -> None:
-            def ready() -> bool:
-                container.reload()
-                if container.status in ("exited", "dead"):
-                    raise StopIteration  # ends the poll: the container is gone
-                try:
-                    return _ping(f"redis://127.0.0.1:{published_port(container, REDIS_PORT)}/0")
-                except redis.exceptions.RedisError:
-                    return False
-
-            if not self._poll(ready):
-                raise TimeoutError(f"Redis did not answer PING within {self._startup_timeout:.0f}s")
-
-    return PingOnLoopback().with_startup_timeout(int(max(1, timeout_s))).with_poll_interval(0.2)
+def _ping_on_loopback(container: Any) -> CallableWait:
+    """PING at the port published on 127.0.0.1 (RedisContainer's own wait may use a gateway IP)."""
+    return _answers_ping(lambda: _url(published_port(container, REDIS_PORT)), "PING on 127.0.0.1")
 
 
 def start_redis_container(
     image: str = DEFAULT_REDIS_IMAGE, *, startup_timeout_s: float = 60.0
 ) -> ContainerRedis:
     """Start ``image`` with persistence off; wait until it answers PING."""
-    from pytest_tfserving.backends.docker import engine_status
-
     answered, detail = engine_status()
     if not answered:
         raise RedisError(
@@ -230,13 +209,11 @@ def start_redis_container(
         )
     from testcontainers.community.redis import RedisContainer
 
-    from pytest_tfserving.backends.docker import published_port, start_hint
-
     container = RedisContainer(image=image, port=REDIS_PORT)
     container.with_command(["redis-server", *NO_PERSISTENCE])
     container.with_kwargs(labels=dict(CONTAINER_LABELS))
     container.ports[str(REDIS_PORT)] = ("127.0.0.1", None)  # type: ignore[assignment]
-    container.waiting_for(_ping_on_loopback(startup_timeout_s))
+    container.waiting_for(polling_wait(_ping_on_loopback, startup_timeout_s, 0.2, subject="Redis"))
     service = ContainerRedis("", container, image)
     cleanup.register(service)
     try:
@@ -251,7 +228,7 @@ def start_redis_container(
     except BaseException:
         service.stop()
         raise
-    service.url = f"redis://127.0.0.1:{port}/0"
+    service.url = _url(port)
     return service
 
 
@@ -285,17 +262,12 @@ def _redact(url: str) -> str:
 
 def connect_redis(url: str, *, timeout_s: float = 5.0) -> ExternalRedis:
     """An external Redis at ``url``; fails at once with a clear message when it does not answer PING."""
-    import redis
-
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise RedisError(f"--redis-url={url!r} must look like redis://HOST:PORT/DB (or rediss://, unix://)")
-    deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if _ping(url):
-                return ExternalRedis(url)
-        except redis.exceptions.RedisError as exc:
-            last = exc
-        time.sleep(0.2)
-    raise RedisError(f"Redis at {_redact(url)} does not answer PING ({last}); check --redis-url")
+    try:
+        wait_until_ready(_answers_ping(url, "PING"), timeout_s, poll_s=0.2)
+    except ReadinessTimeout as exc:
+        raise RedisError(
+            f"Redis at {_redact(url)} does not answer PING ({exc.last_error}); check --redis-url"
+        ) from exc
+    return ExternalRedis(url)

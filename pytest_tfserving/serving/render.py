@@ -2,7 +2,7 @@
 
 Every backend (docker, binary, embedded) starts the server from this one rendering, so what we
 measure is what the flags say. Only settings the spec sets are emitted: the server's own defaults
-stay the server's.
+stay the server's. Which flag or file each field becomes is declared in ``serving.fields``.
 """
 
 from __future__ import annotations
@@ -11,14 +11,17 @@ import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from pytest_tfserving.serving.configs import model_config_text
+from pytest_tfserving.serving.fields import (
+    BATCHING_CONFIG,
+    MODELS_CONFIG,
+    MONITORING_CONFIG,
+    SPEC_FIELDS,
+)
 from pytest_tfserving.serving.protos import batching_parameters_text, monitoring_config_text
 from pytest_tfserving.serving.spec import ModelSpec, ServerSpec
-
-MODELS_CONFIG = "models.config"
-BATCHING_CONFIG = "batching.config"
-MONITORING_CONFIG = "monitoring.config"
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,14 @@ def _flag(name: str, value: object) -> str:
     return f"--{name}={value}"
 
 
+_CONFIG_TEXT: dict[str, Callable[[Any, ServerLayout], str]] = {
+    MODELS_CONFIG: lambda models, layout: model_config_text(models, layout.model_path),
+    BATCHING_CONFIG: lambda batching, _: batching_parameters_text(batching),
+    MONITORING_CONFIG: lambda path, _: monitoring_config_text(path),
+}
+"""Config file name -> its text from the field's value."""
+
+
 def render_server(spec: ServerSpec, layout: ServerLayout) -> RenderedServer:
     """Validate ``spec`` and render it; raises SpecError naming the fix for an invalid spec."""
     spec.validate()
@@ -54,35 +65,18 @@ def render_server(spec: ServerSpec, layout: ServerLayout) -> RenderedServer:
     def in_config_dir(name: str) -> str:
         return posixpath.join(layout.config_dir, name)
 
-    files: dict[str, str] = {MODELS_CONFIG: model_config_text(spec.models, layout.model_path)}
-    flags = [
-        _flag("port", layout.grpc_port),
-        _flag("rest_api_port", layout.rest_port),
-        _flag("model_config_file", in_config_dir(MODELS_CONFIG)),
-    ]
-    optional: tuple[tuple[str, int | None], ...] = (
-        ("tensorflow_intra_op_parallelism", spec.intra_op),
-        ("tensorflow_inter_op_parallelism", spec.inter_op),
-        ("tensorflow_session_parallelism", spec.session_parallelism),
-        ("rest_api_num_threads", spec.rest_api_num_threads),
-        ("grpc_max_threads", spec.grpc_max_threads),
-    )
-    flags += [_flag(name, value) for name, value in optional if value is not None]
-    if spec.enable_batching:
-        flags.append(_flag("enable_batching", True))
-        if spec.batching is not None:
-            files[BATCHING_CONFIG] = batching_parameters_text(spec.batching)
-            flags.append(_flag("batching_parameters_file", in_config_dir(BATCHING_CONFIG)))
-    if spec.prefer_tflite_model:
-        flags.append(_flag("prefer_tflite_model", True))
-    if spec.num_tflite_pools is not None:
-        flags.append(_flag("num_tflite_pools", spec.num_tflite_pools))
-    if spec.num_tflite_interpreters_per_pool is not None:
-        flags.append(_flag("num_tflite_interpreters_per_pool", spec.num_tflite_interpreters_per_pool))
-    if spec.prometheus_path is not None:
-        files[MONITORING_CONFIG] = monitoring_config_text(spec.prometheus_path)
-        flags.append(_flag("monitoring_config_file", in_config_dir(MONITORING_CONFIG)))
-    if not spec.enable_model_warmup:  # the server's default is true
-        flags.append(_flag("enable_model_warmup", False))
-    flags += spec.extra_flags
+    files: dict[str, str] = {}
+    flags = [_flag("port", layout.grpc_port), _flag("rest_api_port", layout.rest_port)]
+    for row in SPEC_FIELDS:
+        value = getattr(spec, row.name)
+        if row.render == "append":
+            flags += value
+        elif value is None:
+            continue
+        elif row.render == "file":  # batching only comes with enable_batching: validate() saw to it
+            assert row.config_file is not None, row
+            files[row.config_file] = _CONFIG_TEXT[row.config_file](value, layout)
+            flags.append(_flag(row.flags[0], in_config_dir(row.config_file)))
+        elif value != row.server_default:
+            flags.append(_flag(row.flags[0], value))
     return RenderedServer(flags=tuple(flags), files=MappingProxyType(files))

@@ -1,7 +1,8 @@
 """One immutable description of a TF Serving deployment: models, threads, batching, TFLite pools.
 
-Backends turn a ServerSpec into a running server; ``serving.flags`` and ``serving.configs`` turn it
-into the real ``tensorflow_model_server`` flags and config files. Validation lives in
+Backends turn a ServerSpec into a running server; ``serving.render`` and ``serving.configs`` turn it
+into the real ``tensorflow_model_server`` flags and config files; ``serving.fields`` says how
+each field reaches them, the baseline fingerprint and the deployment record. Validation lives in
 ``ServerSpec.validate`` (raises ``SpecError`` with a message naming the fix).
 """
 
@@ -11,6 +12,8 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from pytest_tfserving.serving.fields import managed_flags
 
 Variant = Literal["fp32", "fp16", "int8-dynamic", "int8"]
 VARIANTS: tuple[str, ...] = ("fp32", "fp16", "int8-dynamic", "int8")
@@ -109,7 +112,9 @@ class BatchingSpec:
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """Everything that decides how the server behaves. Hashable: equal specs share a server."""
+    """Everything that decides how the server behaves. Hashable: equal specs share a server.
+
+    A new field needs its row in ``serving.fields.SPEC_FIELDS`` (flags, fingerprint, record)."""
 
     models: tuple[ModelSpec, ...]
     intra_op: int | None = None
@@ -154,26 +159,9 @@ class ServerSpec:
         return self
 
 
-MANAGED_FLAGS: dict[str, str] = {
-    "port": "the backend picks the port",
-    "rest_api_port": "the backend picks the port",
-    "model_config_file": "models come from ServerSpec.models",
-    "model_name": "models come from ServerSpec.models",
-    "model_base_path": "models come from ServerSpec.models",
-    "tensorflow_intra_op_parallelism": "set ServerSpec.intra_op",
-    "tensorflow_inter_op_parallelism": "set ServerSpec.inter_op",
-    "tensorflow_session_parallelism": "set ServerSpec.session_parallelism",
-    "rest_api_num_threads": "set ServerSpec.rest_api_num_threads",
-    "grpc_max_threads": "set ServerSpec.grpc_max_threads",
-    "enable_batching": "set ServerSpec.enable_batching",
-    "batching_parameters_file": "set ServerSpec.batching",
-    "prefer_tflite_model": "set ServerSpec.prefer_tflite_model",
-    "num_tflite_pools": "set ServerSpec.num_tflite_pools",
-    "num_tflite_interpreters_per_pool": "set ServerSpec.num_tflite_interpreters_per_pool",
-    "monitoring_config_file": "set ServerSpec.prometheus_path",
-    "enable_model_warmup": "set ServerSpec.enable_model_warmup",
-}
-"""tensorflow_model_server flags that ServerSpec fields own; extra_flags may not repeat them."""
+MANAGED_FLAGS: dict[str, str] = managed_flags()
+"""tensorflow_model_server flags that the layout or a ServerSpec field owns (``serving.fields``);
+extra_flags may not repeat them."""
 
 
 def _validate_models(spec: ServerSpec) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from pytest_tfserving.process.readiness import models_available
+from pytest_tfserving.backends.container_wait import ContainerWatch
+from pytest_tfserving.process.wait import ModelsAvailableWait, wait_until_ready
 
 LABEL = "pytest-tfserving"
 RUN_LABEL = "pytest-tfserving.test-run"
@@ -54,15 +55,19 @@ def rest_predict(rest_url: str, model: str, images: np.ndarray) -> np.ndarray:
 def wait_available(container: Any, rest_url: str, model: str, timeout_s: float) -> float:
     """Seconds until ``model`` is AVAILABLE; raises with the container log if it exits or times out."""
     start = time.monotonic()
-    while not models_available(rest_url, [model]):
-        container.reload()
-        if container.status in ("exited", "dead"):
-            log = container.logs().decode(errors="replace")
-            raise AssertionError(f"container exited during startup:\n{log[-3000:]}")
-        if time.monotonic() - start > timeout_s:
-            log = container.logs().decode(errors="replace")
-            raise AssertionError(f"{model} not AVAILABLE after {timeout_s} s:\n{log[-3000:]}")
-        time.sleep(0.25)
+
+    def log() -> str:
+        return str(container.logs().decode(errors="replace"))
+
+    wait_until_ready(
+        ModelsAvailableWait(rest_url, [model]),
+        timeout_s,
+        ContainerWatch(container, log),
+        log,
+        subject=f"container {container.name}",
+        log_label="container log",
+        poll_s=0.25,
+    )
     return time.monotonic() - start
 
 

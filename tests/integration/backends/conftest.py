@@ -24,7 +24,7 @@ def ryuk_or_disabled() -> Iterator[None]:
     teardown still removes the containers), so engines without registry access can run the tests."""
     from testcontainers.core.config import testcontainers_config as config
 
-    from pytest_tfserving.backends.docker import image_status
+    from pytest_tfserving.backends.engine import image_status
 
     previous = config.ryuk_disabled
     if not previous and not image_status(config.ryuk_image)[0]:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from pytest_tfserving.backends.base import ServerCrashed
-from pytest_tfserving.backends.docker import DockerBackend, engine_status, image_status
+from pytest_tfserving.backends.docker import DockerBackend
+from pytest_tfserving.backends.engine import engine_status, image_status
 from pytest_tfserving.process import cleanup
 from pytest_tfserving.serving.spec import ModelSpec, ServerSpec
 

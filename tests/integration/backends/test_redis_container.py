@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pytest_tfserving.backends.docker import engine_status, image_status
+from pytest_tfserving.backends.engine import engine_status, image_status
 from pytest_tfserving.process import cleanup
 from pytest_tfserving.services.redis_service import DEFAULT_REDIS_IMAGE, start_redis_container
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_tfserving.load import measure
+from pytest_tfserving.load import LoadConfig, StabilityRule, measure
 from pytest_tfserving.load.clients import Client, open_client
 from pytest_tfserving.load.loops import LoopPlan, WindowRecord, run_windows
 from pytest_tfserving.load.payloads import PayloadOptions, build_pool, fetch_signature
@@ -88,15 +88,10 @@ def test_server_slowing_down_mid_run_shows_up(
                 shutil.move(str(staged), str(base / "2"))  # one rename: the server sees a complete version
 
         m = measure(
-            server.grpc_target,
-            MODEL,
-            mode=mode,
-            concurrency=2,
-            rate=25,
+            LoadConfig(server.grpc_target, MODEL, mode=mode, concurrency=2, rate=25),
             warmup_s=3.0,
             window_s=1.0,
-            min_windows=14,
-            max_windows=14,
+            rule=StabilityRule(min_windows=14, max_windows=14),
             progress=swap_after_window_4,
         )
     early, late = m.windows[1:4], m.windows[-3:]  # medians: one window of a stall cannot decide it

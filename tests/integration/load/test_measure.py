@@ -33,13 +33,8 @@ def _check_consistent(m: Measurement) -> None:
 def test_closed_loop(server: Server, protocol: str) -> None:
     seen: list[WindowSummary] = []
     m = measure(
-        server.target(protocol),
-        MODEL,
-        protocol=protocol,
-        mode="closed",
-        concurrency=3,
-        min_windows=3,
-        max_windows=4,
+        LoadConfig(server.target(protocol), MODEL, protocol=protocol, mode="closed", concurrency=3),
+        rule=StabilityRule(min_windows=3, max_windows=4),
         progress=seen.append,
         **FAST,
     )
@@ -54,13 +49,8 @@ def test_closed_loop(server: Server, protocol: str) -> None:
 @pytest.mark.parametrize("protocol", ["grpc", "rest"])
 def test_open_loop_achieves_the_target_rate(server: Server, protocol: str) -> None:
     m = measure(
-        server.target(protocol),
-        MODEL,
-        protocol=protocol,
-        mode="open",
-        rate=40,
-        min_windows=4,
-        max_windows=4,
+        LoadConfig(server.target(protocol), MODEL, protocol=protocol, mode="open", rate=40),
+        rule=StabilityRule(min_windows=4, max_windows=4),
         warmup_s=0.5,
         window_s=1.0,
     )
@@ -74,13 +64,10 @@ def test_open_loop_achieves_the_target_rate(server: Server, protocol: str) -> No
 @pytest.mark.parametrize(("protocol", "status"), [("grpc", "NOT_FOUND"), ("rest", "404")])
 def test_wrong_model_is_counted_as_errors_by_status(server: Server, protocol: str, status: str) -> None:
     m = measure(
-        server.target(protocol),
-        "no_such_model",
-        protocol=protocol,
-        signature=SIGNATURE,
-        concurrency=2,
-        min_windows=2,
-        max_windows=2,
+        LoadConfig(
+            server.target(protocol), "no_such_model", protocol=protocol, signature=SIGNATURE, concurrency=2
+        ),
+        rule=StabilityRule(min_windows=2, max_windows=2),
         **FAST,
     )
     assert m.count > 0 and m.errors == m.count and m.errors_by_status == {status: m.count}
@@ -96,12 +83,8 @@ def test_metadata_of_a_missing_model_is_a_clear_error(server: Server, protocol: 
 
 def test_unreachable_server_is_counted_not_raised() -> None:
     m = measure(
-        "http://127.0.0.1:9",
-        MODEL,
-        protocol="rest",
-        signature=SIGNATURE,
-        min_windows=1,
-        max_windows=1,
+        LoadConfig("http://127.0.0.1:9", MODEL, protocol="rest", signature=SIGNATURE),
+        rule=StabilityRule(min_windows=1, max_windows=1),
         warmup_s=0.1,
         window_s=0.3,
     )
@@ -109,13 +92,20 @@ def test_unreachable_server_is_counted_not_raised() -> None:
 
 
 def test_stability_rule_stops_early_when_met(server: Server) -> None:
-    m = measure(server.grpc_target, MODEL, min_windows=3, max_windows=20, stable_tolerance=100.0, **FAST)
+    m = measure(
+        LoadConfig(server.grpc_target, MODEL),
+        rule=StabilityRule(min_windows=3, max_windows=20, tolerance=100.0),
+        **FAST,
+    )
     assert m.stable and len(m.windows) == 3
 
 
 def test_max_requests_bounds_the_run(server: Server) -> None:
     m = measure(
-        server.grpc_target, MODEL, concurrency=2, max_requests=30, min_windows=10, max_windows=10, **FAST
+        LoadConfig(server.grpc_target, MODEL, concurrency=2),
+        max_requests=30,
+        rule=StabilityRule(min_windows=10, max_windows=10),
+        **FAST,
     )
     assert 30 <= m.count <= 32 and len(m.windows) < 10
 
@@ -125,12 +115,10 @@ def test_repeat_share_and_user_payloads(server: Server) -> None:
 
     given = [{"images": np.full((1, 8, 8, 3), v, np.float32)} for v in (0.1, 0.2)]
     m = measure(
-        server.rest_url,
-        MODEL,
-        protocol="rest",
-        payloads=PayloadOptions(inputs=given, repeat_share=0.5),
-        min_windows=1,
-        max_windows=1,
+        LoadConfig(
+            server.rest_url, MODEL, protocol="rest", payloads=PayloadOptions(inputs=given, repeat_share=0.5)
+        ),
+        rule=StabilityRule(min_windows=1, max_windows=1),
         **FAST,
     )
     assert m.errors == 0 and m.count > 0
@@ -139,14 +127,9 @@ def test_repeat_share_and_user_payloads(server: Server) -> None:
 @pytest.mark.parametrize("mode", ["closed", "open"])
 def test_two_worker_processes(server: Server, mode: str) -> None:
     m = measure(
-        server.grpc_target,
-        MODEL,
-        mode=mode,
-        concurrency=4,
-        rate=60,
+        LoadConfig(server.grpc_target, MODEL, mode=mode, concurrency=4, rate=60),
         workers=2,
-        min_windows=3,
-        max_windows=3,
+        rule=StabilityRule(min_windows=3, max_windows=3),
         warmup_s=0.5,
         window_s=1.0,
     )
@@ -161,16 +144,14 @@ def test_server_resources_and_server_latency(server: Server) -> None:
     from pytest_tfserving.metrics.prometheus import PrometheusScraper
 
     scraper = PrometheusScraper(server.rest_url + METRICS_PATH, labels={"model_name": MODEL})
-    m = measure(
+    config = LoadConfig(
         server.grpc_target,
         MODEL,
         concurrency=2,
-        min_windows=3,
-        max_windows=3,
         sampler=ProcessSampler(server.pid),
         server_latency=scraper.scrape,
-        **FAST,
     )
+    m = measure(config, rule=StabilityRule(min_windows=3, max_windows=3), **FAST)
     assert all(w.cpu_percent is not None and w.rss_mb and w.rss_mb > 50 for w in m.windows)
     assert m.cpu_percent is not None and m.cpu_percent > 0
     assert m.server_p50_ms is not None and 0 < m.server_p50_ms < m.p50_ms * 1.5
@@ -205,7 +186,9 @@ class _MillisecondClockPolicy(asyncio.DefaultEventLoopPolicy):
 def test_an_installed_event_loop_policy_does_not_round_latencies(server: Server) -> None:
     asyncio.set_event_loop_policy(_MillisecondClockPolicy())  # as uvloop.install() would
     try:
-        m = measure(server.grpc_target, MODEL, min_windows=2, max_windows=2, **FAST)
+        m = measure(
+            LoadConfig(server.grpc_target, MODEL), rule=StabilityRule(min_windows=2, max_windows=2), **FAST
+        )
     finally:
         asyncio.set_event_loop_policy(None)
     values, _ = Histogram.from_dict(m.latency_histogram or {}).bucket_values()

@@ -20,7 +20,8 @@ from pytest_tfserving.gate.baselines import (
     summarize_run,
     write_baseline,
 )
-from pytest_tfserving.gate.judge import MetricVerdict, judge, judge_metric
+from pytest_tfserving.gate.judge import judge, judge_metric
+from pytest_tfserving.gate.verdicts import MetricVerdict
 from tests.unit.gate.gate_factories import FINGERPRINT, MakeMeasurement, build_measurement, lognormal_p50s
 
 NODEID = "perf_suites/test_resnet.py::test_fp32[grpc]"

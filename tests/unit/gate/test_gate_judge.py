@@ -8,13 +8,9 @@ from typing import Any
 import pytest
 
 from pytest_tfserving.gate.baselines import Baseline
-from pytest_tfserving.gate.judge import (
-    MetricVerdict,
-    judge,
-    judge_metric,
-    judge_relative,
-    needs_more_windows,
-)
+from pytest_tfserving.gate.judge import judge, judge_metric
+from pytest_tfserving.gate.relative import judge_relative
+from pytest_tfserving.gate.verdicts import MetricVerdict, needs_more_windows
 from tests.unit.gate.gate_factories import FINGERPRINT, MakeMeasurement, lognormal_p50s
 
 

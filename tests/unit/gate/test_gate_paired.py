@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_tfserving.gate.judge import judge_against_reference, judge_paired
+from pytest_tfserving.gate.relative import judge_against_reference, judge_paired
 from tests.unit.gate.gate_factories import MakeMeasurement
 
 

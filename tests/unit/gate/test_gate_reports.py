@@ -11,7 +11,8 @@ import pytest
 
 from pytest_tfserving.gate.baselines import Baseline
 from pytest_tfserving.gate.ceilings import check_ceilings, parse_perf_marker
-from pytest_tfserving.gate.judge import judge, judge_relative
+from pytest_tfserving.gate.judge import judge
+from pytest_tfserving.gate.relative import judge_relative
 from pytest_tfserving.load.histogram import Histogram
 from pytest_tfserving.report.json_report import build_json_report, write_json_report
 from pytest_tfserving.report.markdown import append_step_summary, render_markdown

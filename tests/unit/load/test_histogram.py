@@ -90,3 +90,21 @@ def test_bad_input_is_refused() -> None:
     data["count"] = 3
     with pytest.raises(ValueError, match="inconsistent"):
         Histogram.from_dict(data)
+
+
+def test_statistics_are_the_percentiles_max_and_mean_every_summary_reports() -> None:
+    values = _lognormal(5_000, 2)
+    hist = Histogram()
+    hist.record_many(values)
+    stats = hist.statistics()
+    assert (stats.p50_ms, stats.p90_ms, stats.p95_ms, stats.p99_ms) == hist.percentiles((50, 90, 95, 99))
+    assert (stats.max_ms, stats.mean_ms) == (hist.max_ms, hist.mean_ms)
+    assert stats.fields() == {
+        "p50_ms": stats.p50_ms,
+        "p90_ms": stats.p90_ms,
+        "p95_ms": stats.p95_ms,
+        "p99_ms": stats.p99_ms,
+        "max_ms": stats.max_ms,
+        "mean_ms": stats.mean_ms,
+    }
+    assert Histogram().statistics().fields() == dict.fromkeys(stats.fields(), 0.0)

@@ -1,14 +1,20 @@
-"""merge_measurements (more windows for an inconclusive verdict) and the comparison failure rule."""
+"""merge_measurements and measure_until_settled (more windows for an inconclusive verdict), and the
+comparison failure rule."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import pytest
 
 from pytest_tfserving.gate.judge import RelativeVerdict
 from pytest_tfserving.gate.outcome import relative_failed
 from pytest_tfserving.load.histogram import Histogram
 from pytest_tfserving.load.results import Measurement, WindowSummary
+from pytest_tfserving.load.summary import StabilityRule
 from pytest_tfserving.perf.handle import merge_measurements
+from pytest_tfserving.perf.settle import Limits, Sides, measure_until_settled
 
 
 def _measurement(latencies_ms: np.ndarray, duration_s: float, errors: int, cpu: float) -> Measurement:
@@ -76,9 +82,9 @@ def test_merged_measurement_is_the_union_of_both_runs() -> None:
 def _relative(verdict: str, ratio: float) -> RelativeVerdict:
     return RelativeVerdict(
         metric="p50_ms",
-        verdict=verdict,
+        verdict=verdict,  # type: ignore[arg-type]
         ratio=ratio,
-        ci_low=ratio * 0.8,  # type: ignore[arg-type]
+        ci_low=ratio * 0.8,
         ci_high=ratio * 1.2,
         max_ratio=0.6,
         min_ratio=None,
@@ -95,3 +101,44 @@ def test_an_unsettled_comparison_fails_only_when_its_estimate_breaks_the_bound()
     assert relative_failed(_relative("inconclusive", 0.65))
     assert not relative_failed(_relative("inconclusive", 0.55))
     assert not relative_failed(_relative("pass", 0.3))
+
+
+def _loop(verdicts: list[str], limits: Limits) -> tuple[Sides, list[tuple[int, int, float]], int]:
+    """Drive the loop with a judge that answers ``verdicts`` in turn; returns the merged sides, each
+    run's (min_windows, max_windows, warm-up) and how many verdicts were asked for. Each run is
+    stable at its minimum number of windows."""
+    runs: list[tuple[int, int, float]] = []
+    answers = iter(verdicts)
+    asked = 0
+
+    def measure_more(rule: StabilityRule, warmup_s: float) -> Sides:
+        runs.append((rule.min_windows, rule.max_windows, warmup_s))
+        windows = rule.min_windows  # as if stable as soon as allowed
+        return (_measurement(np.full(10 * windows, 2.0), windows, 0, 50.0),) * 2
+
+    def judge(sides: Sides) -> list[RelativeVerdict]:
+        nonlocal asked
+        asked += 1
+        verdict = dataclasses.replace(_relative(next(answers), 0.65), more_windows_help=True)
+        return [verdict]
+
+    sides, _ = measure_until_settled(measure_more, judge, limits, warmup_s=2.0)
+    return sides, runs, asked
+
+
+def test_an_inconclusive_verdict_is_measured_more_until_the_windows_run_out() -> None:
+    sides, runs, asked = _loop(["inconclusive"] * 10, Limits.within(StabilityRule(5, 12)))
+    assert runs == [(5, 12, 2.0), (3, 3, 0.5), (3, 3, 0.5), (1, 1, 0.5)]  # 5, 8, 11, 12
+    assert asked == 4 and all(len(m.windows) == 12 for m in sides)
+
+
+def test_a_settled_verdict_stops_the_loop() -> None:
+    _, runs, asked = _loop(["inconclusive", "pass"], Limits.within(StabilityRule(8, 20)))
+    assert runs == [(8, 20, 2.0), (4, 4, 0.5)] and asked == 2
+
+
+def test_rounds_are_added_whole_until_the_maximum_is_reached() -> None:
+    sides, runs, _ = _loop(["inconclusive"] * 10, Limits.in_rounds(6, 10))
+    assert runs == [(6, 6, 2.0), (6, 6, 0.5)] and len(sides[0].windows) == 12
+    with pytest.raises(ValueError, match="rounds must be >= 1"):
+        Limits.in_rounds(0, 3)

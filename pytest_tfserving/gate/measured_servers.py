@@ -1,0 +1,102 @@
+"""What the gate knows about each server it measured: its fingerprint, its models' content hashes,
+its deployment record, and (--ab-baseline) the baseline's own deployment to serve beside it.
+
+Computed once per running server (hashing a model directory is not free). No pytest imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pytest_tfserving.backends.base import RunningServer
+from pytest_tfserving.gate.baselines import Baseline
+from pytest_tfserving.gate.deployments import (
+    DeploymentStore,
+    ReferenceUnavailable,
+    deployment_record,
+    plan_reference,
+    record_digests,
+)
+from pytest_tfserving.gate.fingerprint import collect_fingerprint, hash_model_dir, spec_flags
+from pytest_tfserving.options import Settings
+from pytest_tfserving.services.server_pool import ServerPool
+
+
+class MeasuredServers:
+    """Fingerprints and deployments of the session's servers; ``backend_name`` and ``pool`` are asked
+    lazily, so nothing starts before a server is measured."""
+
+    def __init__(
+        self, settings: Settings, backend_name: Callable[[], str], pool: Callable[[], ServerPool]
+    ) -> None:
+        self.settings = settings
+        self._backend_name = backend_name
+        self._pool = pool
+        self._fingerprints: dict[int, dict[str, Any]] = {}
+        self._server_digests: dict[int, dict[str, str]] = {}
+        self._model_paths: dict[str, Path] = {}  # content hash -> model base path measured
+
+    def fingerprint(self, server: RunningServer) -> dict[str, Any]:
+        key = id(server)
+        if key not in self._fingerprints:
+            digests = self._digests(server)
+            models = {
+                f"{m.name}/{m.variant}": digests[m.name] for m in server.spec.models if m.name in digests
+            }
+            self._fingerprints[key] = collect_fingerprint(
+                backend=self._backend_name(),
+                server=server.description,
+                models=models,
+                server_flags=spec_flags(server.spec),
+            )
+        return self._fingerprints[key]
+
+    def _digests(self, server: RunningServer) -> dict[str, str]:
+        """Model name -> content hash for the server's models on this machine, once per server."""
+        key = id(server)
+        if key not in self._server_digests:
+            digests = {}
+            for model in server.spec.models:
+                path = Path(model.base_path)
+                if path.exists():
+                    digests[model.name] = hash_model_dir(path)
+                    self._model_paths[digests[model.name]] = path
+            self._server_digests[key] = digests
+        return self._server_digests[key]
+
+    def deployment(self, server: RunningServer) -> dict[str, Any] | None:
+        """The server's deployment record (None when a model directory is not on this machine)."""
+        digests = self._digests(server)
+        if len(digests) < len(server.spec.models):
+            return None
+        return deployment_record(server.spec, digests)
+
+    def reference_server(
+        self, baseline: Baseline | None, server: RunningServer
+    ) -> tuple[RunningServer | None, str | None]:
+        """For --ab-baseline: the baseline's own deployment, running, or None and the reason."""
+        if not self.settings.ab_baseline or self.settings.update_baselines or baseline is None:
+            return None, None
+        if self._backend_name() == "external":
+            return None, "the external backend cannot start the baseline's deployment"
+        try:
+            spec = plan_reference(
+                baseline.deployment,
+                baseline.fingerprint,
+                self.deployment(server),
+                self.fingerprint(server),
+                DeploymentStore(self.settings.deployment_store),
+            )
+        except ReferenceUnavailable as why:
+            return None, str(why)
+        return self._pool().get(spec), None
+
+    def store_deployment(self, record: dict[str, Any] | None) -> None:
+        """Copy the models of a recorded deployment into the store (once per content hash)."""
+        if record is None:
+            return
+        store = DeploymentStore(self.settings.deployment_store)
+        for digest in record_digests(record).values():
+            store.put(self._model_paths[digest], digest)

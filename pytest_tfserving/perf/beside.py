@@ -1,0 +1,86 @@
+"""--ab-baseline: the baseline's own deployment served beside this one, measured in the same moments
+and judged pair by pair, so the machine's drift since the baseline was stored cancels."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from pytest_tfserving.gate.ceilings import PerfChecks
+from pytest_tfserving.gate.fingerprint import hardware_key
+from pytest_tfserving.gate.paired import min_pairs_signed_rank
+from pytest_tfserving.gate.relative import judge_against_reference
+from pytest_tfserving.gate.verdicts import DEFAULT_ALPHA, MetricVerdict
+from pytest_tfserving.load.alternating import measure_alternating
+from pytest_tfserving.load.config import LoadConfig
+from pytest_tfserving.load.interleaved import measure_interleaved
+from pytest_tfserving.load.results import Measurement
+from pytest_tfserving.load.summary import StabilityRule
+from pytest_tfserving.perf.context import Server
+from pytest_tfserving.perf.crashes import alive_around
+from pytest_tfserving.perf.settle import Limits, Sides, measure_until_settled
+
+
+def rps_from_latency(measurement: Measurement) -> Measurement:
+    """Per-window rps as concurrency / mean latency (Little's law for a closed loop). With requests
+    alternating between two servers both complete the same count, so their measured rps cannot differ;
+    what differs, and what a server alone would turn into throughput, is the latency."""
+    concurrency = measurement.concurrency or 1
+    windows = tuple(
+        dataclasses.replace(w, rps=1000.0 * concurrency / w.mean_ms if w.mean_ms > 0 else 0.0)
+        for w in measurement.windows
+    )
+    return dataclasses.replace(measurement, windows=windows)
+
+
+def measure_beside(
+    reference: Server,
+    server: Server,
+    reference_config: LoadConfig,
+    config: LoadConfig,
+    *,
+    rule: StabilityRule,
+    warmup_s: float,
+    window_s: float,
+    checks: PerfChecks,
+    fingerprint: Mapping[str, Any],
+) -> tuple[list[MetricVerdict], str]:
+    """The two deployments in paired windows, judged pairwise (more pairs while unsettled, up to
+    ``rule.max_windows``); returns the verdicts and a note that says how they were measured."""
+    # One request in flight: alternate requests, so both sides share every millisecond (the VM's
+    # speed swings within a second). More in flight: the two servers would compete for the CPU,
+    # so they take turns by window instead (docs/GATE.md).
+    alternate = config.mode == "closed" and config.concurrency == 1
+    pair = measure_alternating if alternate else measure_interleaved
+
+    def rounds(windows: StabilityRule, warmup: float) -> Sides:
+        with alive_around(reference, server):
+            return pair(reference_config, config, windows.max_windows, warmup_s=warmup, window_s=window_s)
+
+    def verdicts_of(sides: Sides) -> list[MetricVerdict]:
+        ref, cur = sides
+        if alternate:  # strict alternation completes as many requests on each side: see below
+            ref, cur = rps_from_latency(ref), rps_from_latency(cur)
+        return judge_against_reference(
+            ref,
+            cur,
+            gate=checks.gate,
+            tolerance=checks.tolerance,
+            tolerances=checks.tolerances,
+            hardware=hardware_key(fingerprint),
+        )
+
+    # The exact signed-rank test needs 7 pairs to reach alpha 0.01: start there, not below.
+    first = min(rule.max_windows, max(rule.min_windows, min_pairs_signed_rank(DEFAULT_ALPHA)))
+    limits = Limits.within(rule, first=StabilityRule(min_windows=first, max_windows=first))
+    (ref, cur), verdicts = measure_until_settled(rounds, verdicts_of, limits, warmup_s)
+    models = ", ".join(f"{m.name} from {m.base_path}" for m in reference.spec.models)
+    note = (
+        f"--ab-baseline: judged against the baseline's deployment ({models}) served beside it in "
+        f"{len(cur.windows)} {'alternating' if alternate else 'interleaved'} window pairs; "
+        f"its p50 {ref.p50_ms:.4g} ms against {cur.p50_ms:.4g} ms"
+    )
+    if alternate:
+        note += "; rps judged as concurrency / mean latency (alternating splits throughput evenly)"
+    return verdicts, note

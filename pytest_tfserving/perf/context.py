@@ -1,0 +1,45 @@
+"""What the session hands a test's ``perf`` handle, and what the handle records for the gate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_tfserving.gate.baselines import Baseline
+from pytest_tfserving.gate.ceilings import PerfChecks
+from pytest_tfserving.gate.verdicts import MetricVerdict
+from pytest_tfserving.load.results import Measurement
+from pytest_tfserving.options import Settings
+
+# A running server as the handle needs it (the backends' RunningServer satisfies this).
+Server = Any
+
+
+@dataclass
+class Recorded:
+    """One baselined measurement of a test (``name`` None: the test's main measurement)."""
+
+    name: str | None
+    measurement: Measurement
+    fingerprint: dict[str, Any]
+    baseline: Baseline | None
+    verdicts: list[MetricVerdict]
+    notes: list[str] = field(default_factory=list)
+    deployment: dict[str, Any] | None = None  # what was measured, for --update-baselines
+
+
+@dataclass(frozen=True)
+class PerfContext:
+    """What the session provides to one test's handle."""
+
+    settings: Settings
+    checks: PerfChecks
+    find_baseline: Callable[[str | None], tuple[Baseline | None, list[str]]]
+    fingerprint: Callable[[Server], dict[str, Any]]
+    gpu_indices: tuple[int, ...] | None = None
+    deployment: Callable[[Server], dict[str, Any] | None] = lambda server: None
+    # --ab-baseline: the baseline's own deployment running beside ``server``, or None and why not
+    reference: Callable[[Baseline | None, Server], tuple[Server | None, str | None]] = (
+        lambda baseline, server: (None, None)
+    )

@@ -1,0 +1,42 @@
+"""What the handle's load configs carry from a server (its Prometheus latency), and the one place
+their resource samplers are closed."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+from pytest_tfserving.load.config import LoadConfig
+from pytest_tfserving.load.server_latency import ServerLatencySnapshot
+from pytest_tfserving.metrics.prometheus import PrometheusScraper
+from pytest_tfserving.perf.context import Server
+from pytest_tfserving.perf.crashes import crash_explains_errors
+
+
+def server_latency_source(server: Server, model_name: str) -> Callable[[], ServerLatencySnapshot] | None:
+    """A callable reading the server's cumulative Prometheus request_latency for ``model_name``."""
+    url = server.endpoints.prometheus_url
+    if not url:
+        return None
+    scraper = PrometheusScraper(url, labels={"model_name": model_name})
+
+    def snapshot() -> ServerLatencySnapshot:
+        state = scraper.scrape()
+        return tuple(zip(state.bounds, state.cumulative, strict=True)), state.count, state.sum
+
+    return snapshot
+
+
+@contextlib.contextmanager
+def open_loads(make: Callable[[Server], LoadConfig], *servers: Server) -> Iterator[tuple[LoadConfig, ...]]:
+    """One LoadConfig per server (``make``), their resource samplers closed on the way out whatever
+    happens; an error while making them is explained by a crashed server."""
+    with contextlib.ExitStack() as stack:
+        configs = []
+        with crash_explains_errors(*servers):
+            for server in servers:
+                config = make(server)
+                if config.sampler is not None:
+                    stack.callback(config.sampler.close)
+                configs.append(config)
+        yield tuple(configs)

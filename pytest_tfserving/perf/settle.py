@@ -1,0 +1,70 @@
+"""Measure until the verdict settles: the one loop behind ``perf.measure`` (alone, and beside the
+baseline's deployment under --ab-baseline) and ``perf.compare``.
+
+An inconclusive verdict whose interval could still shrink gets more windows, measured as a short
+extension of the run and merged into it, until the verdict settles or the window budget is spent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from pytest_tfserving.gate.verdicts import MetricVerdict, RelativeVerdict, needs_more_windows
+from pytest_tfserving.load.results import Measurement
+from pytest_tfserving.load.summary import StabilityRule
+from pytest_tfserving.perf.merge import merge_measurements
+
+# One measurement per side of a run: (server,), (reference, current) or (a, b).
+Sides = tuple[Measurement, ...]
+Verdict = TypeVar("Verdict", MetricVerdict, RelativeVerdict)
+EXTENSION_WARMUP_S = 0.5  # an extension re-warms for this long at most: the server is warm already
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much to measure: the first run's rule, the windows allowed in all, and how many windows
+    an extension adds given those measured so far."""
+
+    first: StabilityRule
+    max_windows: int
+    step: Callable[[int], int]
+
+    @classmethod
+    def within(cls, rule: StabilityRule, first: StabilityRule | None = None) -> Limits:
+        """Up to ``rule.max_windows`` in all; each extension at least 3 windows, at most what is left."""
+        return cls(
+            first or rule,
+            rule.max_windows,
+            lambda measured: min(rule.max_windows - measured, max(3, rule.min_windows // 2)),
+        )
+
+    @classmethod
+    def in_rounds(cls, rounds: int, max_rounds: int) -> Limits:
+        """``rounds`` windows at a time while fewer than ``max_rounds`` are measured."""
+        if rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {rounds}")
+        return cls(StabilityRule(min_windows=rounds, max_windows=rounds), max_rounds, lambda measured: rounds)
+
+
+def measure_until_settled(
+    measure_more: Callable[[StabilityRule, float], Sides],
+    judge: Callable[[Sides], Sequence[Verdict]],
+    limits: Limits,
+    warmup_s: float,
+) -> tuple[Sides, list[Verdict]]:
+    """Measure (``measure_more(rule, warmup_s)``: a run of every side), judge, and while a verdict
+    needs more windows and the budget allows, measure an extension and judge the merged runs."""
+    sides = measure_more(limits.first, warmup_s)
+    verdicts = list(judge(sides))
+    while any(needs_more_windows(v) for v in verdicts) and (measured := len(sides[-1].windows)) < (
+        limits.max_windows
+    ):
+        extra = limits.step(measured)
+        more = measure_more(
+            StabilityRule(min_windows=extra, max_windows=extra), min(warmup_s, EXTENSION_WARMUP_S)
+        )
+        sides = tuple(merge_measurements(run, extension) for run, extension in zip(sides, more, strict=True))
+        verdicts = list(judge(sides))
+    return sides, verdicts
