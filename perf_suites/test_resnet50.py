@@ -15,12 +15,14 @@ import pytest
 
 from perf_suites.cached_load import describe, measure_cached
 from perf_suites.conftest import Deployments, Suite
-from pytest_tfserving.load.payloads import PayloadOptions
-from pytest_tfserving.load.results import Measurement
-from pytest_tfserving.load.runner import measure_config
-from pytest_tfserving.load.summary import StabilityRule
-from pytest_tfserving.perf.handle import PerfHandle
-from pytest_tfserving.serving.spec import BatchingSpec
+from pytest_tfserving import (
+    BatchingSpec,
+    Measurement,
+    PayloadOptions,
+    PerfHandle,
+    StabilityRule,
+    measure_load,
+)
 
 CACHE_REPEAT_SHARE = 0.5
 CACHE_POOL = 192  # distinct inputs (0.6 MB each); one pass of the order is about 2x this many requests
@@ -57,7 +59,7 @@ def run_load(perf: PerfHandle, server: Any, suite: Suite, concurrency: int,
     """The plugin's load runner without recording: the caller decides what, if anything, is gated."""
     config = perf.load_config(server, concurrency=concurrency)
     try:
-        return measure_config(config, warmup_s=suite.warmup_s, window_s=suite.window_s, rule=rule)
+        return measure_load(config, warmup_s=suite.warmup_s, window_s=suite.window_s, rule=rule)
     finally:
         if config.sampler is not None:
             config.sampler.close()

@@ -15,17 +15,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pytest_tfserving.backends.base import RunningServer
     from pytest_tfserving.fixtures import ModelVariants, ServerFactory
-    from pytest_tfserving.gate.judge import MetricVerdict, RelativeVerdict
+    from pytest_tfserving.gate.verdicts import MetricVerdict, RelativeVerdict
+    from pytest_tfserving.load.config import LoadConfig
     from pytest_tfserving.load.payloads import PayloadOptions
     from pytest_tfserving.load.results import Measurement, WindowSummary
+    from pytest_tfserving.load.runner import measure as measure_load
     from pytest_tfserving.load.summary import StabilityRule
     from pytest_tfserving.options import Settings
-    from pytest_tfserving.perf import PerfHandle
+    from pytest_tfserving.perf.handle import PerfHandle
     from pytest_tfserving.report.records import TestRecord
     from pytest_tfserving.services.redis_service import RedisService
     from pytest_tfserving.serving.spec import BatchingSpec, ModelSpec, ServerSpec, SpecError, VersionPolicy
 
-# public name -> the module that defines it
+# public name -> the module that defines it (``module:attribute`` where the names differ)
 _EXPORTS: dict[str, str] = {
     "BatchingSpec": "pytest_tfserving.serving.spec",
     "ModelSpec": "pytest_tfserving.serving.spec",
@@ -36,9 +38,11 @@ _EXPORTS: dict[str, str] = {
     "Measurement": "pytest_tfserving.load.results",
     "WindowSummary": "pytest_tfserving.load.results",
     "StabilityRule": "pytest_tfserving.load.summary",
-    "PerfHandle": "pytest_tfserving.perf",
-    "MetricVerdict": "pytest_tfserving.gate.judge",
-    "RelativeVerdict": "pytest_tfserving.gate.judge",
+    "LoadConfig": "pytest_tfserving.load.config",
+    "measure_load": "pytest_tfserving.load.runner:measure",
+    "PerfHandle": "pytest_tfserving.perf.handle",
+    "MetricVerdict": "pytest_tfserving.gate.verdicts",
+    "RelativeVerdict": "pytest_tfserving.gate.verdicts",
     "TestRecord": "pytest_tfserving.report.records",
     "Settings": "pytest_tfserving.options",
     "ModelVariants": "pytest_tfserving.fixtures",
@@ -49,6 +53,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "BatchingSpec",
+    "LoadConfig",
     "Measurement",
     "MetricVerdict",
     "ModelSpec",
@@ -66,14 +71,16 @@ __all__ = [
     "TestRecord",
     "VersionPolicy",
     "WindowSummary",
+    "measure_load",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    where = _EXPORTS.get(name)
+    if where is None:
         raise AttributeError(f"module 'pytest_tfserving' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module, _, attribute = where.partition(":")
+    value = getattr(importlib.import_module(module), attribute or name)
     globals()[name] = value
     return value
 

@@ -6,7 +6,7 @@ from pytest_tfserving.load.config import LoadConfig
 from pytest_tfserving.load.histogram import Histogram, LatencyStatistics
 from pytest_tfserving.load.interleaved import measure_interleaved
 from pytest_tfserving.load.payloads import PayloadError, PayloadOptions
-from pytest_tfserving.load.runner import measure, measure_config
+from pytest_tfserving.load.runner import measure
 from pytest_tfserving.load.server_latency import ServerLatencySnapshot, ServerLatencySource
 from pytest_tfserving.load.summary import StabilityRule
 
@@ -20,6 +20,5 @@ __all__ = [
     "ServerLatencySource",
     "StabilityRule",
     "measure",
-    "measure_config",
     "measure_interleaved",
 ]

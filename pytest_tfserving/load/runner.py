@@ -16,7 +16,7 @@ from pytest_tfserving.load.segment import Progress, run_segment
 from pytest_tfserving.load.summary import StabilityRule, Summarizer
 from pytest_tfserving.load.workers import measure_with_workers
 
-__all__ = ["LoadConfig", "Progress", "measure", "measure_config"]
+__all__ = ["LoadConfig", "Progress", "measure"]
 
 
 def measure(
@@ -58,7 +58,6 @@ def measure(
     return summarizer.measurement()
 
 
-measure_config = measure  # its name before ``measure`` took a LoadConfig
 
 
 async def _measure_in_process(

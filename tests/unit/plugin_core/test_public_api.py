@@ -13,7 +13,9 @@ import pytest_tfserving
 @pytest.mark.parametrize("name", pytest_tfserving.__all__)
 def test_every_public_name_resolves_to_its_own_definition(name: str) -> None:
     value = getattr(pytest_tfserving, name)
-    assert getattr(value, "__name__", name) == name
+    module, _, attribute = pytest_tfserving._EXPORTS[name].partition(":")
+    assert value.__module__ == module
+    assert value.__name__ == (attribute or name)
     assert name in dir(pytest_tfserving)
 
 
