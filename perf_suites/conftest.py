@@ -18,10 +18,8 @@ import pytest
 import tomllib
 
 from perf_suites.study_table import TITLE, study_table
+from pytest_tfserving import ModelSpec, ServerSpec, Settings, TestRecord, plugin_settings
 from pytest_tfserving.gate.fingerprint import cpu_model, logical_cores
-from pytest_tfserving.options import Settings
-from pytest_tfserving.report.records import TestRecord
-from pytest_tfserving.serving.spec import ModelSpec, ServerSpec
 
 MODEL_NAME = "resnet50"
 QUANTIZED = ("int8", "int8-dynamic", "fp16")
@@ -184,18 +182,16 @@ _SUITE_KEY = pytest.StashKey[Suite]()
 def _suite_from(config: pytest.Config) -> Suite:
     suite = config.stash.get(_SUITE_KEY, None)
     if suite is None:
-        from pytest_tfserving.session import SESSION_KEY
-
-        suite = resolve_suite(config, config.stash[SESSION_KEY].settings)
+        settings = plugin_settings(config)
+        assert settings is not None, "the perf suite needs the pytest-tfserving plugin"
+        suite = resolve_suite(config, settings)
         config.stash[_SUITE_KEY] = suite
     return suite
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Resolve the suite's options up front, so a bad value is a usage error, not a collection error."""
-    from pytest_tfserving.session import SESSION_KEY
-
-    if SESSION_KEY in session.config.stash:
+    if plugin_settings(session.config) is not None:
         _suite_from(session.config)
 
 
@@ -224,9 +220,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    from pytest_tfserving.session import SESSION_KEY
-
-    if SESSION_KEY not in config.stash:
+    if plugin_settings(config) is None:
         return []
     suite = _suite_from(config)
     line = (f"perf suite: profile {suite.profile}, {suite.cores} cores, windows {suite.min_windows}.."

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pytest_tfserving.backends.base import RunningServer
-    from pytest_tfserving.fixtures import ModelVariants, ServerFactory
+    from pytest_tfserving.fixtures import ModelVariants, ServerFactory, plugin_settings
     from pytest_tfserving.gate.verdicts import MetricVerdict, RelativeVerdict
     from pytest_tfserving.load.config import LoadConfig
     from pytest_tfserving.load.payloads import PayloadOptions
@@ -47,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "Settings": "pytest_tfserving.options",
     "ModelVariants": "pytest_tfserving.fixtures",
     "ServerFactory": "pytest_tfserving.fixtures",
+    "plugin_settings": "pytest_tfserving.fixtures",
     "RunningServer": "pytest_tfserving.backends.base",
     "RedisService": "pytest_tfserving.services.redis_service",
 }
@@ -72,6 +73,7 @@ __all__ = [
     "VersionPolicy",
     "WindowSummary",
     "measure_load",
+    "plugin_settings",
 ]
 
 

@@ -30,6 +30,13 @@ def _session(config: pytest.Config) -> TfservingSession:
     return session
 
 
+def plugin_settings(config: pytest.Config) -> Settings | None:
+    """The plugin's resolved settings for this run, or None when the plugin is not active (``--help``,
+    ``-p no:tfserving``): for conftest hooks that need them before any fixture runs."""
+    session = config.stash.get(SESSION_KEY, None)
+    return None if session is None else session.settings
+
+
 class ModelVariants:
     """Builds (or reuses from the content-addressed cache) served variants of a model."""
 
