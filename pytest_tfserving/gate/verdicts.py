@@ -83,12 +83,6 @@ class MetricVerdict:
     baseline_runs: int = 0  # > 0: judged against this many recorded runs (run-to-run spread)
     paired: bool = False  # judged against the baseline's deployment served beside it (A/B windows)
 
-    @property
-    def failed(self) -> bool:
-        """Fails the test under the default gate settings (the rule lives in ``outcome.py``)."""
-        from pytest_tfserving.gate.outcome import verdict_fails
-
-        return verdict_fails(self)
 
     def message(self) -> str:
         head = f"{self.metric}: {self.verdict}"
@@ -165,13 +159,6 @@ class RelativeVerdict:
     reason: str
     more_windows_help: bool = False
 
-    @property
-    def failed(self) -> bool:
-        """Fails the test (the rule lives in ``outcome.py``): an unsettled comparison whose point
-        estimate breaks the bound fails too."""
-        from pytest_tfserving.gate.outcome import verdict_fails
-
-        return verdict_fails(self)
 
     def message(self) -> str:
         bound = " and ".join(

@@ -9,6 +9,7 @@ import pytest
 
 from pytest_tfserving.gate.baselines import Baseline
 from pytest_tfserving.gate.judge import judge, judge_metric
+from pytest_tfserving.gate.outcome import verdict_fails
 from pytest_tfserving.gate.relative import judge_relative
 from pytest_tfserving.gate.verdicts import MetricVerdict, needs_more_windows
 from tests.unit.gate.gate_factories import FINGERPRINT, MakeMeasurement, lognormal_p50s
@@ -135,7 +136,7 @@ def test_hardware_mismatch_is_incomparable_never_regression(make_measurement: Ma
     other = {**FINGERPRINT, "cpu_model": "Other CPU", "logical_cores": 64}
     verdicts: list[MetricVerdict] = judge(_baseline(base, FINGERPRINT), cur, other)
     assert {v.verdict for v in verdicts} == {"incomparable"}
-    assert not any(v.failed for v in verdicts)
+    assert not any(verdict_fails(v) for v in verdicts)
     text = verdicts[0].message()
     assert "baseline measured on cpu=Test CPU @ 2.0GHz; cores=2" in text
     assert "current on cpu=Other CPU; cores=64" in text
@@ -162,7 +163,7 @@ def test_relative_passes_when_upper_bound_within_ratio(make_measurement: MakeMea
 def test_relative_fails_when_lower_bound_beyond_ratio(make_measurement: MakeMeasurement) -> None:
     a, b = _interleaved(make_measurement, ratio=0.9, cv=0.02)
     v = judge_relative(a, b, "p50_ms", max_ratio=0.6)
-    assert v.verdict == "fail" and v.failed
+    assert v.verdict == "fail" and verdict_fails(v)
 
 
 def test_relative_inconclusive_when_ci_straddles(make_measurement: MakeMeasurement) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pytest_tfserving.gate.outcome import verdict_fails
 from pytest_tfserving.gate.relative import judge_against_reference, judge_paired
 from tests.unit.gate.gate_factories import MakeMeasurement
 
@@ -21,7 +22,7 @@ def test_drift_hitting_both_sides_passes_and_a_real_change_under_drift_regresses
     same = judge_paired("p50_ms", ref, cur, tolerance=0.03)
     assert same.verdict == "pass" and same.paired and abs(same.change or 1) < 0.03
     slower = judge_paired("p50_ms", ref, cur * 1.10, tolerance=0.03)
-    assert slower.verdict == "regression" and slower.failed
+    assert slower.verdict == "regression" and verdict_fails(slower)
     assert slower.ci_low is not None and 0 < slower.ci_low < 0.10 < (slower.ci_high or 0)
     message = slower.message()
     assert "baseline's deployment served beside it, median of 10 paired windows" in message
