@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
 from pytest_tfserving.services.redis_service import find_redis_server
+from tests.unit.process.children import gone
 
 CHILD = Path(__file__).with_name("child_servers.py")
 ROOT = Path(__file__).resolve().parents[3]
@@ -22,15 +22,7 @@ needs_redis = pytest.mark.skipif(find_redis_server() is None, reason="redis-serv
 
 
 def _gone(pid: int, timeout_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.1)
-    return False
+    return gone(pid, timeout_s, poll_s=0.1)
 
 
 def _alive(pid: int) -> bool:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import time
+
+import psutil
 
 
 def python(script: str, *args: str) -> list[str]:
@@ -104,3 +107,16 @@ PARENT_OF_MANAGED = """
     while True:
         time.sleep(1)
 """
+
+
+def gone(pid: int, timeout_s: float = 10.0, poll_s: float = 0.05) -> bool:
+    """Whether ``pid`` exits (or is a zombie) within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(poll_s)
+    return False

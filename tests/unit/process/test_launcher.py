@@ -28,20 +28,13 @@ from tests.unit.process.children import (
     IGNORES_SIGTERM,
     NEVER_READY,
     PARENT_OF_MANAGED,
+    gone,
     python,
 )
 
 
 def _gone(pid: int, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.05)
-    return False
+    return gone(pid, timeout_s, poll_s=0.05)
 
 
 @pytest.fixture
