@@ -143,7 +143,7 @@ class TfservingSession:
 
     def judge_test(self, item: pytest.Item) -> None:
         """Record the test's results; fail it as ``gate/outcome.py`` decides (ceilings, regressions,
-        comparisons), and re-record its baselines under --update-baselines."""
+        comparisons), and, only when it passed, re-record its baselines under --update-baselines."""
         handle = item.stash.get(HANDLE_KEY, None)
         if handle is None or (not handle.recorded and not handle.relative):
             if item.get_closest_marker("perf") is not None:
@@ -163,14 +163,17 @@ class TfservingSession:
                 fingerprint=rec.fingerprint, notes=tuple(rec.notes), policy=policy,
             ))
             self.reporter.records.append(records[-1])
-            if self.settings.update_baselines and not ceilings:
-                self._update_baseline(mid, rec)
         if handle.relative:
             records.append(TestRecord(item.nodeid, verdicts=tuple(handle.relative), policy=policy))
             self.reporter.records.append(records[-1])
         result = gate_result(handle.notes, [(r.nodeid, r.decision) for r in records])
         if result.failed:
+            # All or nothing: a test that fails (a broken ceiling in any measurement, a failed
+            # in-run claim) re-records none of its baselines under --update-baselines.
             pytest.fail(result.failure_text(), pytrace=False)
+        if self.settings.update_baselines:
+            for rec in handle.recorded:
+                self._update_baseline(measurement_id(item.nodeid, rec.name), rec)
         self.reporter.warnings += result.lines
 
     def _update_baseline(self, mid: str, rec: Recorded) -> None:

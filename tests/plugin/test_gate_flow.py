@@ -170,3 +170,35 @@ def test_markdown_and_json_reports(
     [record] = [r for r in report["tests"] if r["nodeid"].endswith("test_latency")]
     assert record["measurement"]["p50_ms"] > 0
     assert record["measurement"]["count"] > 0
+
+
+CLAIM_TEST = """
+import pytest
+
+@pytest.mark.perf(max_error_rate=0, tolerance=0.5)
+def test_claim(tfserving_server, perf):
+    perf.measure(tfserving_server, concurrency=1, name="latency")
+    if CLAIM:
+        # A server against itself is never twice as fast: this in-run claim fails.
+        perf.compare(tfserving_server, tfserving_server, metric="p50_ms", max_ratio=0.5, rounds=3,
+                     max_rounds=3)
+"""
+
+
+def test_update_baselines_writes_nothing_for_a_test_that_fails(perf_project: pytest.Pytester) -> None:
+    """--update-baselines is all or nothing per test: a failed in-run claim keeps the sibling
+    measurement's baseline as it was (absent, or its bytes unchanged)."""
+    perf_project.makepyfile(test_perf="CLAIM = True\n" + CLAIM_TEST)
+    result = run(perf_project, "--update-baselines")
+    result.assert_outcomes(failed=1)
+    baselines = perf_project.path / "baselines"
+    assert not baselines.exists() or not any(baselines.iterdir()), "a failing test wrote baselines"
+
+    perf_project.makepyfile(test_perf="CLAIM = False\n" + CLAIM_TEST)
+    run(perf_project, "--update-baselines").assert_outcomes(passed=1)
+    (written,) = baselines.iterdir()
+    text = written.read_text()
+
+    perf_project.makepyfile(test_perf="CLAIM = True\n" + CLAIM_TEST)
+    run(perf_project, "--update-baselines").assert_outcomes(failed=1)
+    assert written.read_text() == text, "a failing test rewrote its sibling measurement's baseline"
