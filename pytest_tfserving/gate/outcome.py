@@ -51,8 +51,6 @@ def relative_fails(verdict: RelativeVerdict) -> bool:
 
 DEFAULT_POLICY = GatePolicy()
 
-relative_failed = relative_fails  # the name the perf handle's docstring and older callers use
-
 
 def verdict_fails(verdict: AnyVerdict, policy: GatePolicy = DEFAULT_POLICY) -> bool:
     """Does this verdict fail the test? A regression does unless baselines are being re-recorded; a

@@ -211,7 +211,8 @@ class PerfHandle:
         e.g. ``compare(int8, fp32, metric="p50_ms", max_ratio=0.6)`` for "int8 p50 <= 0.6x fp32".
         Immune to machine drift; the verdict is recorded and fails the test when the bound is broken.
         While the interval straddles the bound, more rounds are measured, up to ``max_rounds``
-        (default 3 x ``rounds``); still undecided, the point estimate decides (see ``relative_failed``).
+        (default 3 x ``rounds``); still undecided, the point estimate decides
+        (``gate.outcome.relative_fails``).
         """
         with open_loads(self._loads(load), a, b) as (a_config, b_config):
             warm, window = self._timing(warmup_s, window_s)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pytest_tfserving.gate.judge import RelativeVerdict
-from pytest_tfserving.gate.outcome import relative_failed
+from pytest_tfserving.gate.outcome import relative_fails
 from pytest_tfserving.load.histogram import Histogram
 from pytest_tfserving.load.results import Measurement, WindowSummary
 from pytest_tfserving.load.summary import StabilityRule
@@ -97,10 +97,10 @@ def _relative(verdict: str, ratio: float) -> RelativeVerdict:
 
 
 def test_an_unsettled_comparison_fails_only_when_its_estimate_breaks_the_bound() -> None:
-    assert relative_failed(_relative("fail", 0.9))
-    assert relative_failed(_relative("inconclusive", 0.65))
-    assert not relative_failed(_relative("inconclusive", 0.55))
-    assert not relative_failed(_relative("pass", 0.3))
+    assert relative_fails(_relative("fail", 0.9))
+    assert relative_fails(_relative("inconclusive", 0.65))
+    assert not relative_fails(_relative("inconclusive", 0.55))
+    assert not relative_fails(_relative("pass", 0.3))
 
 
 def _loop(verdicts: list[str], limits: Limits) -> tuple[Sides, list[tuple[int, int, float]], int]:
