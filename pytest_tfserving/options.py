@@ -19,7 +19,8 @@ from pytest_tfserving.gate.judge import DEFAULT_RUN_DRIFT
 BACKENDS = ("auto", "docker", "binary", "embedded", "external")
 REDIS_BACKENDS = ("auto", "local", "docker", "external")
 PROTOCOLS = ("grpc", "rest")
-MISMATCH_POLICIES = ("warn", "fail")
+MISMATCH_POLICIES = ("fail", "warn")
+INCONCLUSIVE_POLICIES = ("warn", "fail")
 DEFAULT_TFSERVING_IMAGE = "tensorflow/serving"
 DEFAULT_TFSERVING_TAG = "2.19.1"
 
@@ -281,9 +282,37 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--perf-hardware-mismatch",
         "perf_hardware_mismatch",
-        "warn",
+        "fail",
         _choice(MISMATCH_POLICIES),
-        "when a baseline was recorded on other hardware: warn (skip the comparison) or fail (default: warn)",
+        "when a baseline was recorded on other hardware or another server build: fail (record on this "
+        "runner with `make baselines`, or judge with --ab-baseline) or warn (skip the comparison) "
+        "(default: fail)",
+    ),
+    Option(
+        "--perf-alpha",
+        "perf_alpha",
+        0.01,
+        _number(float, lambda x: 0 < x < 0.5, "a probability in (0, 0.5), e.g. 0.01"),
+        "probability that an unchanged pull request gets at least one false regression, over all its "
+        "perf tests, metrics and re-measurements together; see docs/GATE.md (default: 0.01)",
+    ),
+    Option(
+        "--perf-inconclusive",
+        "perf_inconclusive",
+        "warn",
+        _choice(INCONCLUSIVE_POLICIES),
+        "a verdict that could not tell a change beyond the tolerance from noise: warn (shown as "
+        "inconclusive, with the smallest change the run could detect) or fail (default: warn)",
+    ),
+    Option(
+        "--allow-gate-changes",
+        "allow_gate_changes",
+        False,
+        _bool,
+        "under --baseline-ref, accept a working tree that loosens the gate (higher tolerance, fewer "
+        "gated metrics, higher ceiling, looser settings, a baselined test that did not run); meant "
+        "for a maintainer's run",
+        flag=True,
     ),
     Option(
         "--perf-report-md",
@@ -335,6 +364,9 @@ class Settings:
     ab_baseline: bool
     deployment_store: Path
     perf_hardware_mismatch: str
+    perf_alpha: float
+    perf_inconclusive: str
+    allow_gate_changes: bool
     perf_report_md: Path | None
     perf_report_json: Path | None
     perf_report_plots: Path | None

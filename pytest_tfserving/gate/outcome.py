@@ -24,16 +24,19 @@ WITHIN = " (point estimate within the bound)"
 
 @dataclass(frozen=True)
 class GatePolicy:
-    """The settings that change what fails: --update-baselines and --perf-hardware-mismatch."""
+    """The settings that change what fails: --update-baselines, --perf-hardware-mismatch and
+    --perf-inconclusive."""
 
     update_baselines: bool = False  # regressions and other hardware do not fail while re-recording
-    hardware_mismatch_fails: bool = False  # a baseline from other hardware fails instead of warning
+    hardware_mismatch_fails: bool = True  # a baseline from other hardware fails (warn: only shown)
+    inconclusive_fails: bool = False  # an unsettled verdict fails instead of being shown
 
     @classmethod
     def from_settings(cls, settings: Any) -> GatePolicy:
         return cls(
             update_baselines=bool(settings.update_baselines),
             hardware_mismatch_fails=settings.perf_hardware_mismatch == "fail",
+            inconclusive_fails=getattr(settings, "perf_inconclusive", "warn") == "fail",
         )
 
 
@@ -54,13 +57,16 @@ DEFAULT_POLICY = GatePolicy()
 
 def verdict_fails(verdict: AnyVerdict, policy: GatePolicy = DEFAULT_POLICY) -> bool:
     """Does this verdict fail the test? A regression does unless baselines are being re-recorded; a
-    baseline from other hardware does only with --perf-hardware-mismatch=fail."""
+    baseline from other hardware does unless --perf-hardware-mismatch=warn; an inconclusive one does
+    with --perf-inconclusive=fail."""
     if isinstance(verdict, RelativeVerdict):
-        return relative_fails(verdict)
+        return relative_fails(verdict) or (verdict.verdict == "inconclusive" and policy.inconclusive_fails)
     if policy.update_baselines:
         return False
     if verdict.verdict == "regression":
         return True
+    if verdict.verdict == "inconclusive":
+        return policy.inconclusive_fails
     return verdict.verdict == "incomparable" and policy.hardware_mismatch_fails
 
 

@@ -82,6 +82,9 @@ class MetricVerdict:
     more_windows_help: bool = False
     baseline_runs: int = 0  # > 0: judged against this many recorded runs (run-to-run spread)
     paired: bool = False  # judged against the baseline's deployment served beside it (A/B windows)
+    # The smallest true change (relative, in the worse direction) this run would have called a
+    # regression with 95 % power, given its own noise, the tolerance and alpha; None: not estimable.
+    detectable: float | None = None
 
 
     def message(self) -> str:
@@ -158,6 +161,9 @@ class RelativeVerdict:
     label_b: str
     reason: str
     more_windows_help: bool = False
+    # How far (relative) the true ratio must lie beyond the bound, on either side, for this run to
+    # settle the claim with 95 % power; None: not estimable.
+    detectable: float | None = None
 
 
     def message(self) -> str:

@@ -142,7 +142,7 @@ BAD_VALUES = [
         "*--tfserving-backend=external needs both*--tfserving-rest-url*",
     ),
     (("--redis-backend=nope",), "*--redis-backend*'nope' is not one of auto, local, docker, external*"),
-    (("--perf-hardware-mismatch=maybe",), "*--perf-hardware-mismatch*'maybe' is not one of warn, fail*"),
+    (("--perf-hardware-mismatch=maybe",), "*--perf-hardware-mismatch*'maybe' is not one of fail, warn*"),
     (
         ("--tfserving-model-variant=int4",),
         "*--tfserving-model-variant*'int4' is not one of fp32, fp16, int8-dynamic, int8*",

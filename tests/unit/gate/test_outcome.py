@@ -17,6 +17,7 @@ from pytest_tfserving.gate.outcome import (
     NOT_SHOWN,
     WITHIN,
     Decision,
+    DEFAULT_POLICY,
     GatePolicy,
     decide,
     gate_result,
@@ -32,7 +33,8 @@ from tests.unit.gate.gate_factories import FINGERPRINT, MakeMeasurement, lognorm
 
 NODEID = "perf/test_int8.py::test_int8_faster"
 UPDATING = GatePolicy(update_baselines=True)
-STRICT_HARDWARE = GatePolicy(hardware_mismatch_fails=True)
+LENIENT_HARDWARE = GatePolicy(hardware_mismatch_fails=False)
+STRICT_INCONCLUSIVE = GatePolicy(inconclusive_fails=True)
 
 
 def relative(verdict: str, ratio: float | None, **kwargs: Any) -> RelativeVerdict:
@@ -78,17 +80,27 @@ def test_a_regression_fails_unless_baselines_are_being_recorded() -> None:
     assert verdict_fails(relative("fail", 0.9), UPDATING)  # an in-run claim holds while updating too
 
 
-def test_other_hardware_fails_only_when_asked() -> None:
+def test_other_hardware_fails_unless_told_to_warn() -> None:
     other = metric("incomparable", hardware_baseline="cpu=B")
-    assert not verdict_fails(other)
-    assert verdict_fails(other, STRICT_HARDWARE)
-    assert not verdict_fails(other, replace(STRICT_HARDWARE, update_baselines=True))
+    assert verdict_fails(other)
+    assert not verdict_fails(other, LENIENT_HARDWARE)
+    assert not verdict_fails(other, replace(DEFAULT_POLICY, update_baselines=True))
+
+
+def test_inconclusive_fails_only_when_asked() -> None:
+    assert not verdict_fails(metric("inconclusive"))
+    assert verdict_fails(metric("inconclusive"), STRICT_INCONCLUSIVE)
+    assert verdict_fails(relative("inconclusive", 0.55, max_ratio=0.6), STRICT_INCONCLUSIVE)
+    assert not verdict_fails(relative("inconclusive", 0.55, max_ratio=0.6))
+    assert not verdict_fails(metric("pass"), STRICT_INCONCLUSIVE)
 
 
 def test_policy_from_settings() -> None:
-    settings = SimpleNamespace(update_baselines=True, perf_hardware_mismatch="fail")
-    assert GatePolicy.from_settings(settings) == GatePolicy(True, True)
-    settings = SimpleNamespace(update_baselines=False, perf_hardware_mismatch="warn")
+    settings = SimpleNamespace(update_baselines=True, perf_hardware_mismatch="fail", perf_inconclusive="warn")
+    assert GatePolicy.from_settings(settings) == GatePolicy(True, True, False)
+    settings = SimpleNamespace(update_baselines=False, perf_hardware_mismatch="warn", perf_inconclusive="fail")
+    assert GatePolicy.from_settings(settings) == GatePolicy(False, False, True)
+    settings = SimpleNamespace(update_baselines=False, perf_hardware_mismatch="fail", perf_inconclusive="warn")
     assert GatePolicy.from_settings(settings) == GatePolicy()
 
 
@@ -97,10 +109,11 @@ def test_status_order_and_lines(make_measurement: MakeMeasurement) -> None:
     assert decide(error="ServerCrashed: 137").status == "error"
     assert decide(error="AssertionError: x", assertion_failed=True).status == "failed"
     assert decide([metric("inconclusive")], ceiling, has_baseline=True).status == "failed"
-    unsettled = decide([metric("inconclusive"), metric("incomparable")], has_baseline=True)
+    unsettled = decide([metric("inconclusive"), metric("incomparable")], has_baseline=True, policy=LENIENT_HARDWARE)
     assert unsettled.status == "inconclusive"
-    assert decide([metric("incomparable")], has_baseline=True).status == "incomparable"
-    assert decide([metric("incomparable")], has_baseline=True, policy=STRICT_HARDWARE).status == "failed"
+    assert decide([metric("incomparable")], has_baseline=True, policy=LENIENT_HARDWARE).status == "incomparable"
+    assert decide([metric("incomparable")], has_baseline=True).status == "failed"
+    assert decide([metric("inconclusive")], has_baseline=True, policy=STRICT_INCONCLUSIVE).status == "failed"
     assert decide([metric("regression")], has_baseline=True, policy=UPDATING).status == "passed"
     assert decide().status == "new"
     assert decide([relative("pass", 0.3)]).status == "passed"
