@@ -17,6 +17,7 @@ import pytest
 
 from pytest_tfserving.backends.base import Backend, BackendError
 from pytest_tfserving.backends.selection import select_backend
+from pytest_tfserving.gate.alpha_budget import SessionAlpha
 from pytest_tfserving.gate.baseline_lookup import BaselineLookup
 from pytest_tfserving.gate.baselines import baseline_path, history_decision, load_baseline, write_baseline
 from pytest_tfserving.gate.ceilings import check_ceilings, parse_perf_marker
@@ -58,6 +59,7 @@ class TfservingSession:
         self._redis: RedisService | None = None
         self._workdir = Path(tempfile.mkdtemp(prefix="pytest-tfserving-"))
         self.servers = MeasuredServers(settings, lambda: self.backend()[0].name, self.pool)
+        self.alpha = SessionAlpha(settings.perf_alpha)
         cleanup.install_handlers()
 
     # -- services --------------------------------------------------------------------------------
@@ -115,6 +117,7 @@ class TfservingSession:
             deployment=self.servers.deployment,
             reference=self.servers.reference_server,
             gpu_indices=_gpu_indices(self.settings.tfserving_gpus),
+            alpha=self.alpha.per_test(),
         )
         handle = PerfHandle(context)
         item.stash[HANDLE_KEY] = handle
@@ -186,6 +189,11 @@ class TfservingSession:
         ))
 
     # -- hooks -----------------------------------------------------------------------------------
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """--perf-alpha is shared by the perf tests this session runs (after -m/-k deselection);
+        every xdist worker collects the same items, so each computes the same share."""
+        self.alpha = SessionAlpha(self.settings.perf_alpha, sum(map(is_perf_test, session.items)))
+
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         s = self.settings
         lines = [
@@ -219,6 +227,11 @@ class TfservingSession:
         shutil.rmtree(self._workdir, ignore_errors=True)
         if errors:
             raise BackendError("stopping servers failed: " + "; ".join(map(str, errors)))
+
+
+def is_perf_test(item: pytest.Item) -> bool:
+    """Marked ``perf`` or using the ``perf`` fixture: a test whose verdicts share --perf-alpha."""
+    return item.get_closest_marker("perf") is not None or "perf" in getattr(item, "fixturenames", ())
 
 
 def _gpu_indices(gpus: str | None) -> tuple[int, ...] | None:

@@ -38,6 +38,8 @@ class PerfContext:
     find_baseline: Callable[[str | None], tuple[Baseline | None, list[str]]]
     fingerprint: Callable[[Server], dict[str, Any]]
     gpu_indices: tuple[int, ...] | None = None
+    # This test's share of --perf-alpha (``gate.alpha_budget``); the handle spends it over its calls.
+    alpha: float = 0.01
     deployment: Callable[[Server], dict[str, Any] | None] = lambda server: None
     # --ab-baseline: the baseline's own deployment running beside ``server``, or None and why not
     reference: Callable[[Baseline | None, Server], tuple[Server | None, str | None]] = (
