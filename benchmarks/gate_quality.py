@@ -59,6 +59,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_tfserving.gate.verdicts import DEFAULT_PROCESS_OFFSET
+
 if TYPE_CHECKING:
     from pytest_tfserving.gate.verdicts import PairedMethod
 
@@ -552,7 +554,7 @@ def _sequential(
     n = k or args.seq_start
     while True:
         verdict = judge_paired(args.metric, ref[:n], cand[:n], tolerance=tol, alpha=args.alpha,
-                               min_windows=min(5, n), method=method)
+                               min_windows=min(5, n), method=method, offset_sd=args.offset_sd)
         if k or not needs_more_windows(verdict) or n >= len(ref):
             return verdict.verdict, n
         n = min(len(ref), n + args.seq_step)
@@ -607,6 +609,9 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--alpha", type=float, default=0.01)
     a.add_argument("--method", nargs="+", default=["signed_rank", "student_t"],
                    choices=["signed_rank", "student_t"])
+    a.add_argument("--offset-sd", type=float, default=DEFAULT_PROCESS_OFFSET,
+                   help="offset between two server processes the judge allows for (relative sd; "
+                        "default: the plugin's for alternating requests)")
     a.add_argument("--seq-start", type=int, default=7,
                    help="sequential: first pairs (max of --perf-min-windows and 7, as perf.measure)")
     a.add_argument("--seq-step", type=int, default=3, help="sequential: pairs added while inconclusive")

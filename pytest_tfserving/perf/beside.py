@@ -7,11 +7,16 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_tfserving.gate.alpha_budget import per_verdict_look
 from pytest_tfserving.gate.ceilings import PerfChecks
 from pytest_tfserving.gate.fingerprint import hardware_key
-from pytest_tfserving.gate.paired import min_pairs_signed_rank
 from pytest_tfserving.gate.relative import judge_against_reference
-from pytest_tfserving.gate.verdicts import DEFAULT_ALPHA, MetricVerdict
+from pytest_tfserving.gate.verdicts import (
+    DEFAULT_ALPHA,
+    DEFAULT_INTERLEAVED_OFFSET,
+    DEFAULT_PROCESS_OFFSET,
+    MetricVerdict,
+)
 from pytest_tfserving.load.alternating import measure_alternating
 from pytest_tfserving.load.config import LoadConfig
 from pytest_tfserving.load.interleaved import measure_interleaved
@@ -20,6 +25,8 @@ from pytest_tfserving.load.summary import StabilityRule
 from pytest_tfserving.perf.context import Server
 from pytest_tfserving.perf.crashes import alive_around
 from pytest_tfserving.perf.settle import Limits, Sides, measure_until_settled
+
+FIRST_PAIRS = 7  # the first look's pairs: fewer give a t quantile too wide to settle anything
 
 
 def rps_from_latency(measurement: Measurement) -> Measurement:
@@ -45,9 +52,11 @@ def measure_beside(
     window_s: float,
     checks: PerfChecks,
     fingerprint: Mapping[str, Any],
+    alpha: float = DEFAULT_ALPHA,
 ) -> tuple[list[MetricVerdict], str]:
     """The two deployments in paired windows, judged pairwise (more pairs while unsettled, up to
-    ``rule.max_windows``); returns the verdicts and a note that says how they were measured."""
+    ``rule.max_windows``); returns the verdicts and a note that says how they were measured.
+    ``alpha``: this call's share of --perf-alpha, spread over the gated metrics and the looks."""
     # One request in flight: alternate requests, so both sides share every millisecond (the VM's
     # speed swings within a second). More in flight: the two servers would compete for the CPU,
     # so they take turns by window instead (docs/GATE.md).
@@ -57,6 +66,11 @@ def measure_beside(
     def rounds(windows: StabilityRule, warmup: float) -> Sides:
         with alive_around(reference, server):
             return pair(reference_config, config, windows.max_windows, warmup_s=warmup, window_s=window_s)
+
+    # Start with enough pairs for the interval to mean something; extend while unsettled.
+    first = min(rule.max_windows, max(rule.min_windows, FIRST_PAIRS))
+    limits = Limits.within(rule, first=StabilityRule(min_windows=first, max_windows=first))
+    look_alpha = per_verdict_look(alpha, len(checks.gate), limits.looks())
 
     def verdicts_of(sides: Sides) -> list[MetricVerdict]:
         ref, cur = sides
@@ -68,12 +82,11 @@ def measure_beside(
             gate=checks.gate,
             tolerance=checks.tolerance,
             tolerances=checks.tolerances,
+            alpha=look_alpha,
             hardware=hardware_key(fingerprint),
+            offset_sd=DEFAULT_PROCESS_OFFSET if alternate else DEFAULT_INTERLEAVED_OFFSET,
         )
 
-    # The exact signed-rank test needs 7 pairs to reach alpha 0.01: start there, not below.
-    first = min(rule.max_windows, max(rule.min_windows, min_pairs_signed_rank(DEFAULT_ALPHA)))
-    limits = Limits.within(rule, first=StabilityRule(min_windows=first, max_windows=first))
     (ref, cur), verdicts = measure_until_settled(rounds, verdicts_of, limits, warmup_s)
     models = ", ".join(f"{m.name} from {m.base_path}" for m in reference.spec.models)
     note = (

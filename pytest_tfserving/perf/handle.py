@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pytest_tfserving.gate.alpha_budget import TestAlpha, per_verdict_look
 from pytest_tfserving.gate.baselines import Baseline
 from pytest_tfserving.gate.ceilings import PerfChecks
 from pytest_tfserving.gate.judge import judge
@@ -49,6 +50,7 @@ class PerfHandle:
 
     def __init__(self, context: PerfContext) -> None:
         self._context = context
+        self._alpha = TestAlpha(context.alpha)  # this test's share of --perf-alpha, spent per call
         self.recorded: list[Recorded] = []
         self.relative: list[RelativeVerdict] = []
         self.notes: list[str] = []
@@ -153,6 +155,8 @@ class PerfHandle:
             baseline, notes = self._context.find_baseline(name)
             fingerprint = self._context.fingerprint(server)
             reference = self._reference(baseline, server, workers, notes)
+            # Only a judged call spends alpha: without a baseline there is no verdict.
+            call_alpha = self._alpha.next_call() if baseline is not None else self._context.alpha
             with open_loads(self._loads(load), server) as (config,):
                 warm, window = self._timing(warmup_s, window_s)
                 if reference is not None:
@@ -171,6 +175,7 @@ class PerfHandle:
                             window_s=window,
                             checks=self._context.checks,
                             fingerprint=fingerprint,
+                            alpha=call_alpha,
                         )
                     notes.append(note)
                 else:
@@ -180,12 +185,13 @@ class PerfHandle:
                         server.check_alive()
                         return (result,)
 
-                    def verdicts_of(sides: Sides) -> list[MetricVerdict]:
-                        return self._judge(baseline, sides[0], fingerprint)
+                    limits = Limits.within(rule)
+                    look_alpha = per_verdict_look(call_alpha, len(self.checks.gate), limits.looks())
 
-                    (measurement,), verdicts = measure_until_settled(
-                        alone, verdicts_of, Limits.within(rule), warm
-                    )
+                    def verdicts_of(sides: Sides) -> list[MetricVerdict]:
+                        return self._judge(baseline, sides[0], fingerprint, look_alpha)
+
+                    (measurement,), verdicts = measure_until_settled(alone, verdicts_of, limits, warm)
             deployment = self._context.deployment(server)
             self.recorded.append(
                 Recorded(name, measurement, fingerprint, baseline, verdicts, notes, deployment)
@@ -214,6 +220,10 @@ class PerfHandle:
         (default 3 x ``rounds``); still undecided, the point estimate decides
         (``gate.outcome.relative_fails``).
         """
+        # An interval that straddles the bound is settled by more pairs, up to max_rounds in all;
+        # every look spends its share of the call's alpha.
+        limits = Limits.in_rounds(rounds, max_rounds or 3 * rounds)
+        look_alpha = per_verdict_look(self._alpha.next_call(), 1, limits.looks())
         with open_loads(self._loads(load), a, b) as (a_config, b_config):
             warm, window = self._timing(warmup_s, window_s)
 
@@ -232,14 +242,13 @@ class PerfHandle:
                         metric,
                         max_ratio=max_ratio,
                         min_ratio=min_ratio,
+                        alpha=look_alpha,
                         min_windows=min(rounds, 5),
                         label_a=labels[0],
                         label_b=labels[1],
                     )
                 ]
 
-            # An interval that straddles the bound is settled by more pairs, up to max_rounds in all.
-            limits = Limits.in_rounds(rounds, max_rounds or 3 * rounds)
             (ma, mb), (verdict,) = measure_until_settled(pairs, verdict_of, limits, warm)
         self.relative.append(verdict)
         return ma, mb, verdict
@@ -286,12 +295,19 @@ class PerfHandle:
         """Record a measurement made elsewhere (judged against its baseline like ``measure``'s)."""
         baseline, notes = self._context.find_baseline(name)
         fingerprint = self._context.fingerprint(server)
-        verdicts = self._judge(baseline, measurement, fingerprint)
+        verdicts: list[MetricVerdict] = []
+        if baseline is not None:  # one look: nothing is measured again
+            alpha = per_verdict_look(self._alpha.next_call(), len(self.checks.gate), 1)
+            verdicts = self._judge(baseline, measurement, fingerprint, alpha)
         deployment = self._context.deployment(server)
         self.recorded.append(Recorded(name, measurement, fingerprint, baseline, verdicts, notes, deployment))
 
     def _judge(
-        self, baseline: Baseline | None, measurement: Measurement, fingerprint: Mapping[str, Any]
+        self,
+        baseline: Baseline | None,
+        measurement: Measurement,
+        fingerprint: Mapping[str, Any],
+        alpha: float,
     ) -> list[MetricVerdict]:
         if baseline is None:
             return []
@@ -303,5 +319,6 @@ class PerfHandle:
             gate=checks.gate,
             tolerance=checks.tolerance,
             tolerances=checks.tolerances,
+            alpha=alpha,
             run_drift=self._context.settings.perf_run_drift,
         )

@@ -31,6 +31,16 @@ class Limits:
     max_windows: int
     step: Callable[[int], int]
 
+    def looks(self) -> int:
+        """The most times a verdict can be judged: the first run (at its fewest windows, the first
+        rule's minimum) and every extension until ``max_windows``. Each look spends alpha
+        (``gate.alpha_budget``), so the count is an upper bound, never an estimate."""
+        measured, looks = self.first.min_windows, 1
+        while measured < self.max_windows:
+            measured += max(1, self.step(measured))
+            looks += 1
+        return looks
+
     @classmethod
     def within(cls, rule: StabilityRule, first: StabilityRule | None = None) -> Limits:
         """Up to ``rule.max_windows`` in all; each extension at least 3 windows, at most what is left."""

@@ -34,10 +34,20 @@ def test_noisy_pairs_are_inconclusive_and_ask_for_more_windows() -> None:
     ref, cur = _drifting(rng, 8, 0.15)
     verdict = judge_paired("p50_ms", ref, cur * 1.12, tolerance=0.03)
     assert verdict.verdict == "inconclusive" and verdict.more_windows_help
-    # The exact signed-rank test cannot reach alpha 0.01 with 6 pairs (2**-6 > 0.01), whatever they say.
-    short = judge_paired("p50_ms", ref[:6], ref[:6] * 2.0, tolerance=0.03)
-    assert short.verdict == "inconclusive" and "need 7 to reach alpha=0.01" in short.reason
-    assert judge_paired("p50_ms", ref[:6], ref[:6] * 2.0, method="student_t").verdict == "regression"
+    short = judge_paired("p50_ms", ref[:4], ref[:4] * 2.0, tolerance=0.03)
+    assert short.verdict == "inconclusive" and "4 positive window pairs, need 5" in short.reason
+    assert judge_paired("p50_ms", ref[:5], ref[:5] * 2.0).verdict == "regression"
+
+
+def test_the_offset_between_processes_is_in_the_interval() -> None:
+    """Pairs that agree to 0.1 % still leave the offset two server processes may have: with the
+    default 1.5 %, +4 % at tolerance 3 % is not shown; with no offset allowed for, it is."""
+    rng = np.random.default_rng(9)
+    ref, cur = _drifting(rng, 12, 0.001)
+    assert judge_paired("p50_ms", ref, cur * 1.04, tolerance=0.03).verdict == "inconclusive"
+    assert judge_paired("p50_ms", ref, cur * 1.04, tolerance=0.03, offset_sd=0.0).verdict == "regression"
+    with pytest.raises(ValueError, match="offset_sd"):
+        judge_paired("p50_ms", ref, cur, offset_sd=-0.1)
 
 
 def test_one_window_hit_by_a_neighbour_does_not_make_a_regression() -> None:
@@ -61,14 +71,15 @@ def test_direction_follows_the_metric(make_measurement: MakeMeasurement) -> None
     assert (p50.verdict, rps.verdict) == ("regression", "regression")
 
 
-@pytest.mark.parametrize("effect, expected", [(1.0, "false alarms"), (1.10, "detections")])
-def test_seeded_simulation_of_the_rates_the_gate_promises(effect: float, expected: str) -> None:
-    """200 seeded A/A or +10 % pairs of 10 windows with 4 % window noise under 40 % drift:
-    at most 1 % false alarms, at least 95 % detection (tolerance 3 %)."""
+@pytest.mark.parametrize("effect, most, least", [(1.0, 0.01, 0.0), (1.03, 0.03, 0.0), (1.20, 1.0, 0.95)])
+def test_seeded_simulation_of_the_rates_the_gate_promises(effect: float, most: float, least: float) -> None:
+    """400 seeded pairs of 10 windows with 4 % window noise under 40 % drift, tolerance 3 %, alpha
+    1 %: A/A and a change of exactly the tolerance are called regressions at most alpha of the time
+    (plus 3 binomial sd), +20 % at least 95 % of the time."""
     rng = np.random.default_rng(11)
     verdicts = []
-    for _ in range(200):
+    for _ in range(400):
         ref, cur = _drifting(rng, 10, 0.04)
-        verdicts.append(judge_paired("p50_ms", ref, cur * effect, tolerance=0.03).verdict)
+        verdicts.append(judge_paired("p50_ms", ref, cur * effect, tolerance=0.03, offset_sd=0.0).verdict)
     share = verdicts.count("regression") / len(verdicts)
-    assert share <= 0.01 if expected == "false alarms" else share >= 0.95
+    assert least <= share <= most, share

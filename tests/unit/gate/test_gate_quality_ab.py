@@ -53,15 +53,25 @@ def test_analyze_ab_counts_disjoint_chunks_and_detects_known_effects(
     gate_quality: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = _ab_file(tmp_path, rounds=20, effects={"base": 0.0, "slow5": 0.05, "slow10": 0.10})
-    gate_quality.main(["analyze-ab", str(path), "--k", "10", "--tolerance", "0.03"])
-    out = capsys.readouterr().out
-    rows = {tuple(line.split()[:3]): line.split()[3:] for line in out.splitlines() if len(line.split()) > 3}
-    # 2 sessions x 20 rounds / K=10 -> 4 verdicts per role; no false alarm, both slowdowns caught
+
+    def rows_of(*extra: str) -> tuple[dict[tuple[str, ...], list[str]], str]:
+        gate_quality.main(["analyze-ab", str(path), "--k", "10", "--tolerance", "0.03", *extra])
+        out = capsys.readouterr().out
+        return {tuple(line.split()[:3]): line.split()[3:] for line in out.splitlines()
+                if len(line.split()) > 3}, out
+
+    # With no offset between processes allowed for, the windows' 0.4 % noise is all there is:
+    # 2 sessions x 20 rounds / K=10 -> 4 verdicts per role; no false alarm, both slowdowns caught.
+    rows, out = rows_of("--offset-sd", "0")
     for method in ("signed_rank", "student_t"):
         assert rows[(method, "10", "3.0%")] == ["4", "0.0%", "0.0%", "4", "100.0%", "4", "100.0%", "17.0"]
     # The plugin's sequential rule on chunks of 20 pairs: 2 verdicts per role, decided at the start.
     assert rows[("signed_rank", "7+3..20", "3.0%")][:7] == ["2", "0.0%", "0.0%", "2", "100.0%", "2", "100.0%"]
     assert "real effect slow10: +10.0" in out
+    # With the plugin's 1.5 % offset between processes, +5 % at tolerance 3 % is inside what two
+    # processes of one deployment may differ by at alpha 1 %; +10 % is not.
+    rows, _ = rows_of()
+    assert rows[("signed_rank", "10", "3.0%")][3:7] == ["4", "0.0%", "4", "100.0%"]
 
 
 def test_analyze_ab_rejects_a_file_from_collect(

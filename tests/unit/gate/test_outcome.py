@@ -14,10 +14,10 @@ from pytest_tfserving.gate.baselines import Baseline
 from pytest_tfserving.gate.ceilings import check_ceilings, parse_perf_marker
 from pytest_tfserving.gate.judge import judge
 from pytest_tfserving.gate.outcome import (
+    DEFAULT_POLICY,
     NOT_SHOWN,
     WITHIN,
     Decision,
-    DEFAULT_POLICY,
     GatePolicy,
     decide,
     gate_result,
@@ -96,11 +96,14 @@ def test_inconclusive_fails_only_when_asked() -> None:
 
 
 def test_policy_from_settings() -> None:
-    settings = SimpleNamespace(update_baselines=True, perf_hardware_mismatch="fail", perf_inconclusive="warn")
+    settings = SimpleNamespace(update_baselines=True, perf_hardware_mismatch="fail",
+                               perf_inconclusive="warn")
     assert GatePolicy.from_settings(settings) == GatePolicy(True, True, False)
-    settings = SimpleNamespace(update_baselines=False, perf_hardware_mismatch="warn", perf_inconclusive="fail")
+    settings = SimpleNamespace(update_baselines=False, perf_hardware_mismatch="warn",
+                               perf_inconclusive="fail")
     assert GatePolicy.from_settings(settings) == GatePolicy(False, False, True)
-    settings = SimpleNamespace(update_baselines=False, perf_hardware_mismatch="fail", perf_inconclusive="warn")
+    settings = SimpleNamespace(update_baselines=False, perf_hardware_mismatch="fail",
+                               perf_inconclusive="warn")
     assert GatePolicy.from_settings(settings) == GatePolicy()
 
 
@@ -109,9 +112,10 @@ def test_status_order_and_lines(make_measurement: MakeMeasurement) -> None:
     assert decide(error="ServerCrashed: 137").status == "error"
     assert decide(error="AssertionError: x", assertion_failed=True).status == "failed"
     assert decide([metric("inconclusive")], ceiling, has_baseline=True).status == "failed"
-    unsettled = decide([metric("inconclusive"), metric("incomparable")], has_baseline=True, policy=LENIENT_HARDWARE)
+    lenient = LENIENT_HARDWARE
+    unsettled = decide([metric("inconclusive"), metric("incomparable")], has_baseline=True, policy=lenient)
     assert unsettled.status == "inconclusive"
-    assert decide([metric("incomparable")], has_baseline=True, policy=LENIENT_HARDWARE).status == "incomparable"
+    assert decide([metric("incomparable")], has_baseline=True, policy=lenient).status == "incomparable"
     assert decide([metric("incomparable")], has_baseline=True).status == "failed"
     assert decide([metric("inconclusive")], has_baseline=True, policy=STRICT_INCONCLUSIVE).status == "failed"
     assert decide([metric("regression")], has_baseline=True, policy=UPDATING).status == "passed"
@@ -168,7 +172,7 @@ def test_reports_follow_the_policy_the_test_was_judged_under(make_measurement: M
     base_m = make_measurement(lognormal_p50s(0, cv=0.01))
     cur_m = make_measurement(lognormal_p50s(1, cv=0.01, shift=0.3))
     baseline = Baseline("t.py::test", base_m, dict(FINGERPRINT), "2024-01-01T00:00:00+00:00")
-    verdicts = tuple(judge(baseline, cur_m, FINGERPRINT))
+    verdicts = tuple(judge(baseline, cur_m, FINGERPRINT, run_drift=0.0))
     gated = TestRecord("t.py::test", cur_m, baseline, verdicts, fingerprint=FINGERPRINT)
     updating = replace(gated, policy=UPDATING)
     assert gated.outcome == "failed" and updating.outcome == "passed"
