@@ -57,6 +57,14 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def confidence_text(confidence: float) -> str:
+    """98% or 99.97%: enough decimals that a level near 1 does not round to 100%."""
+    if not 0 < confidence < 1:
+        return f"{confidence:.0%}"
+    decimals = max(0, math.ceil(-math.log10(1 - confidence)) - 2)
+    return f"{confidence * 100:.{decimals}f}%"
+
+
 def _pct(value: float | None) -> str:
     if value is None:
         return "-"
@@ -106,9 +114,12 @@ class MetricVerdict:
         if self.ci_low is not None and self.ci_high is not None:
             interval = ("prediction interval" if self.baseline_runs
                         else "CI of the paired ratio" if self.paired else "CI")
-            stats += f", {self.confidence:.0%} {interval} {_pct(self.ci_low)}..{_pct(self.ci_high)}"
+            level = confidence_text(self.confidence)
+            stats += f", {level} {interval} {_pct(self.ci_low)}..{_pct(self.ci_high)}"
         if self.p_value is not None:
             stats += f", p={self.p_value:.2g}"
+        if self.detectable is not None:
+            stats += f"; could detect >= {_pct(self.detectable).lstrip('+')}"
         if self.hardware_baseline == self.hardware_current:
             hardware = f"both measured on {self.hardware_current}"
         else:
@@ -166,10 +177,13 @@ class RelativeVerdict:
             ) if part
         )
         ratio = "-" if self.ratio is None else f"{self.ratio:.3f}x"
+        level = confidence_text(self.confidence)
         ci = ("" if self.ci_low is None or self.ci_high is None
-              else f", {self.confidence:.0%} one-sided bounds {self.ci_low:.3f}x..{self.ci_high:.3f}x")
+              else f", {level} one-sided bounds {self.ci_low:.3f}x..{self.ci_high:.3f}x")
+        settles = ("" if self.detectable is None
+                   else f"; settles a ratio {self.detectable:.1%} or more beyond the bound")
         return (f"{self.metric} {self.label_a}/{self.label_b}: {self.verdict} - {self.reason}; "
-                f"required {bound}; measured {ratio} over {self.n_pairs} window pairs{ci}")
+                f"required {bound}; measured {ratio} over {self.n_pairs} window pairs{ci}{settles}")
 
 
 def needs_more_windows(verdict: MetricVerdict | RelativeVerdict) -> bool:
