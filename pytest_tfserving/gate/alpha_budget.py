@@ -41,7 +41,7 @@ class SessionAlpha:
 
 
 @dataclass
-class TestAlpha:
+class AlphaSpender:
     """One test's share, handed out to its judged calls in call order."""
 
     alpha: float

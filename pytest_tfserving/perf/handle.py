@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pytest_tfserving.gate.alpha_budget import TestAlpha, per_verdict_look
+from pytest_tfserving.gate.alpha_budget import AlphaSpender, per_verdict_look
 from pytest_tfserving.gate.baselines import Baseline
 from pytest_tfserving.gate.ceilings import PerfChecks
 from pytest_tfserving.gate.judge import judge
@@ -50,10 +50,15 @@ class PerfHandle:
 
     def __init__(self, context: PerfContext) -> None:
         self._context = context
-        self._alpha = TestAlpha(context.alpha)  # this test's share of --perf-alpha, spent per call
+        self._alpha = AlphaSpender(context.alpha)  # this test's share of --perf-alpha, spent per call
         self.recorded: list[Recorded] = []
         self.relative: list[RelativeVerdict] = []
         self.notes: list[str] = []
+
+    @property
+    def alpha(self) -> float:
+        """This test's share of --perf-alpha (``gate.alpha_budget``): what its verdicts spend in all."""
+        return self._context.alpha
 
     @property
     def checks(self) -> PerfChecks:
