@@ -24,7 +24,8 @@ from pytest_tfserving.load.results import Measurement
 from pytest_tfserving.load.summary import StabilityRule
 from pytest_tfserving.perf.context import Server
 from pytest_tfserving.perf.crashes import alive_around
-from pytest_tfserving.perf.settle import Limits, Sides, measure_until_settled
+from pytest_tfserving.perf.progress import Progress, Silent
+from pytest_tfserving.perf.settle import Limits, Sides, announce_extensions, measure_until_settled
 
 FIRST_PAIRS = 7  # the first look's pairs: fewer give a t quantile too wide to settle anything
 
@@ -53,6 +54,7 @@ def measure_beside(
     checks: PerfChecks,
     fingerprint: Mapping[str, Any],
     alpha: float = DEFAULT_ALPHA,
+    progress: Progress | None = None,
 ) -> tuple[list[MetricVerdict], str]:
     """The two deployments in paired windows, judged pairwise (more pairs while unsettled, up to
     ``rule.max_windows``); returns the verdicts and a note that says how they were measured.
@@ -63,7 +65,12 @@ def measure_beside(
     alternate = config.mode == "closed" and config.concurrency == 1
     pair = measure_alternating if alternate else measure_interleaved
 
+    progress = progress or Silent()
+    how = "alternating requests" if alternate else "interleaved windows"
+
     def rounds(windows: StabilityRule, warmup: float) -> Sides:
+        progress.phase(f"--ab-baseline: {windows.max_windows} pairs of {window_s:g} s beside the baseline's "
+                       f"deployment ({how})")
         with alive_around(reference, server):
             return pair(reference_config, config, windows.max_windows, warmup_s=warmup, window_s=window_s)
 
@@ -87,7 +94,10 @@ def measure_beside(
             offset_sd=DEFAULT_PROCESS_OFFSET if alternate else DEFAULT_INTERLEAVED_OFFSET,
         )
 
-    (ref, cur), verdicts = measure_until_settled(rounds, verdicts_of, limits, warmup_s)
+    (ref, cur), verdicts = measure_until_settled(
+        rounds, verdicts_of, limits, warmup_s,
+        on_extend=announce_extensions(progress, "--ab-baseline"),
+    )
     models = ", ".join(f"{m.name} from {m.base_path}" for m in reference.spec.models)
     note = (
         f"--ab-baseline: judged against the baseline's deployment ({models}) served beside it in "

@@ -11,6 +11,7 @@ from pytest_tfserving.gate.ceilings import PerfChecks
 from pytest_tfserving.gate.verdicts import MetricVerdict
 from pytest_tfserving.load.results import Measurement
 from pytest_tfserving.options import Settings
+from pytest_tfserving.perf.progress import Progress, Silent
 
 # A running server as the handle needs it (the backends' RunningServer satisfies this).
 Server = Any
@@ -41,6 +42,8 @@ class PerfContext:
     # This test's share of --perf-alpha (``gate.alpha_budget``); the handle spends it over its calls.
     alpha: float = 0.01
     deployment: Callable[[Server], dict[str, Any] | None] = lambda server: None
+    # Where the handle reports what it is measuring (the terminal in a session; silence elsewhere).
+    progress: Progress = field(default_factory=Silent)
     # --ab-baseline: the baseline's own deployment running beside ``server``, or None and why not
     reference: Callable[[Baseline | None, Server], tuple[Server | None, str | None]] = (
         lambda baseline, server: (None, None)

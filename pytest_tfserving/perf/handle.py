@@ -8,7 +8,7 @@ and their samplers), ``merge`` and ``crashes``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pytest_tfserving.gate.alpha_budget import AlphaSpender, per_verdict_look
@@ -20,7 +20,7 @@ from pytest_tfserving.gate.verdicts import MetricVerdict, RelativeVerdict
 from pytest_tfserving.load.config import LoadConfig
 from pytest_tfserving.load.interleaved import measure_interleaved
 from pytest_tfserving.load.payloads import PayloadOptions
-from pytest_tfserving.load.results import Measurement
+from pytest_tfserving.load.results import Measurement, WindowSummary
 from pytest_tfserving.load.runner import measure
 from pytest_tfserving.load.single_request import BenchmarkFixture, measure_single_requests
 from pytest_tfserving.load.summary import StabilityRule
@@ -32,7 +32,7 @@ from pytest_tfserving.perf.context import PerfContext, Recorded, Server
 from pytest_tfserving.perf.crashes import alive_around, crash_explains_errors
 from pytest_tfserving.perf.loads import open_loads, server_latency_source
 from pytest_tfserving.perf.merge import merge_measurements
-from pytest_tfserving.perf.settle import Limits, Sides, measure_until_settled
+from pytest_tfserving.perf.settle import Limits, Sides, announce_extensions, measure_until_settled
 
 __all__ = [
     "PerfContext",
@@ -130,6 +130,23 @@ class PerfHandle:
             reference = None
         return reference
 
+    def _window_counter(self, label: str, total: int) -> Callable[[WindowSummary], None]:
+        """A load ``progress`` callback numbering the windows of ``label`` across extensions."""
+        counted = [0]
+
+        def report(summary: WindowSummary) -> None:
+            counted[0] += 1
+            self._context.progress.window(label, counted[0], total, summary)
+
+        return report
+
+    def _summary(self, label: str, measurement: Measurement, verdicts: Sequence[Any]) -> None:
+        judged = ", ".join(f"{v.metric} {v.verdict}" for v in verdicts) or "no baseline"
+        self._context.progress.done(
+            f"{label}: {len(measurement.windows)} windows, p50 {measurement.p50_ms:.3g} ms, "
+            f"{measurement.rps:.4g} req/s; {judged}"
+        )
+
     def _timing(self, warmup_s: float | None, window_s: float | None) -> tuple[float, float]:
         settings = self._context.settings
         warm = settings.perf_warmup if warmup_s is None else warmup_s
@@ -162,12 +179,17 @@ class PerfHandle:
             reference = self._reference(baseline, server, workers, notes)
             # Only a judged call spends alpha: without a baseline there is no verdict.
             call_alpha = self._alpha.next_call() if baseline is not None else self._context.alpha
+            label = name or "measure"
+            progress = self._context.progress
             with open_loads(self._loads(load), server) as (config,):
                 warm, window = self._timing(warmup_s, window_s)
+                progress.phase(f"{label}: warm-up {warm:g} s, then {rule.min_windows} to {rule.max_windows} "
+                               f"windows of {window:g} s")
+                windows = self._window_counter(label, rule.max_windows)
                 if reference is not None:
                     # The recorded figures (ceilings, report) come from the server alone, as without
                     # --ab-baseline; the verdicts come from the pairs measured beside the reference.
-                    measurement = measure(config, warmup_s=warm, window_s=window, rule=rule)
+                    measurement = measure(config, warmup_s=warm, window_s=window, rule=rule, progress=windows)
                     server.check_alive()
                     with open_loads(self._loads(load), reference) as (reference_config,):
                         verdicts, note = measure_beside(
@@ -181,12 +203,14 @@ class PerfHandle:
                             checks=self._context.checks,
                             fingerprint=fingerprint,
                             alpha=call_alpha,
+                            progress=progress,
                         )
                     notes.append(note)
                 else:
 
                     def alone(run: StabilityRule, warmup: float) -> Sides:
-                        result = measure(config, warmup_s=warmup, window_s=window, rule=run, workers=workers)
+                        result = measure(config, warmup_s=warmup, window_s=window, rule=run, workers=workers,
+                                         progress=windows)
                         server.check_alive()
                         return (result,)
 
@@ -196,7 +220,11 @@ class PerfHandle:
                     def verdicts_of(sides: Sides) -> list[MetricVerdict]:
                         return self._judge(baseline, sides[0], fingerprint, look_alpha)
 
-                    (measurement,), verdicts = measure_until_settled(alone, verdicts_of, limits, warm)
+                    (measurement,), verdicts = measure_until_settled(
+                        alone, verdicts_of, limits, warm,
+                        on_extend=announce_extensions(progress, label),
+                    )
+            self._summary(label, measurement, verdicts)
             deployment = self._context.deployment(server)
             self.recorded.append(
                 Recorded(name, measurement, fingerprint, baseline, verdicts, notes, deployment)
@@ -229,13 +257,18 @@ class PerfHandle:
         # every look spends its share of the call's alpha.
         limits = Limits.in_rounds(rounds, max_rounds or 3 * rounds)
         look_alpha = per_verdict_look(self._alpha.next_call(), 1, limits.looks())
+        label = f"compare {labels[0]}/{labels[1]} {metric}"
+        progress = self._context.progress
+        counters = {side: self._window_counter(f"{label} {side}", limits.max_windows) for side in ("a", "b")}
         with open_loads(self._loads(load), a, b) as (a_config, b_config):
             warm, window = self._timing(warmup_s, window_s)
+            progress.phase(f"{label}: warm-up {warm:g} s, then {rounds} interleaved rounds of {window:g} s")
 
             def pairs(run: StabilityRule, warmup: float) -> Sides:
                 with alive_around(a, b):
                     return measure_interleaved(
-                        a_config, b_config, run.max_windows, warmup_s=warmup, window_s=window
+                        a_config, b_config, run.max_windows, warmup_s=warmup, window_s=window,
+                        progress=lambda side, summary: counters[side](summary),
                     )
 
             def verdict_of(sides: Sides) -> list[RelativeVerdict]:
@@ -254,7 +287,12 @@ class PerfHandle:
                     )
                 ]
 
-            (ma, mb), (verdict,) = measure_until_settled(pairs, verdict_of, limits, warm)
+            (ma, mb), (verdict,) = measure_until_settled(
+                pairs, verdict_of, limits, warm,
+                on_extend=announce_extensions(progress, label),
+            )
+        ratio = "-" if verdict.ratio is None else f"{verdict.ratio:.3f}x"
+        progress.done(f"{label}: {verdict.verdict}, ratio {ratio} over {verdict.n_pairs} pairs")
         self.relative.append(verdict)
         return ma, mb, verdict
 

@@ -15,6 +15,7 @@ from pytest_tfserving.gate.verdicts import MetricVerdict, RelativeVerdict, needs
 from pytest_tfserving.load.results import Measurement
 from pytest_tfserving.load.summary import StabilityRule
 from pytest_tfserving.perf.merge import merge_measurements
+from pytest_tfserving.perf.progress import Progress
 
 # One measurement per side of a run: (server,), (reference, current) or (a, b).
 Sides = tuple[Measurement, ...]
@@ -63,18 +64,37 @@ def measure_until_settled(
     judge: Callable[[Sides], Sequence[Verdict]],
     limits: Limits,
     warmup_s: float,
+    on_extend: Callable[[Sequence[Verdict], int], None] | None = None,
 ) -> tuple[Sides, list[Verdict]]:
     """Measure (``measure_more(rule, warmup_s)``: a run of every side), judge, and while a verdict
-    needs more windows and the budget allows, measure an extension and judge the merged runs."""
+    needs more windows and the budget allows, measure an extension and judge the merged runs.
+    ``on_extend(verdicts, windows)`` is told before each extension (for progress lines)."""
     sides = measure_more(limits.first, warmup_s)
     verdicts = list(judge(sides))
     while any(needs_more_windows(v) for v in verdicts) and (measured := len(sides[-1].windows)) < (
         limits.max_windows
     ):
         extra = limits.step(measured)
+        if on_extend is not None:
+            on_extend(verdicts, extra)
         more = measure_more(
             StabilityRule(min_windows=extra, max_windows=extra), min(warmup_s, EXTENSION_WARMUP_S)
         )
         sides = tuple(merge_measurements(run, extension) for run, extension in zip(sides, more, strict=True))
         verdicts = list(judge(sides))
     return sides, verdicts
+
+
+def unsettled_text(verdicts: Sequence[MetricVerdict | RelativeVerdict], windows: int) -> str:
+    """Why more windows are measured: "p50_ms inconclusive (worse beyond tolerance ...): 3 more"."""
+    open_ones = [f"{v.metric} {v.verdict} ({v.reason})" for v in verdicts if needs_more_windows(v)]
+    return f"unsettled: {'; '.join(open_ones)}: measuring {windows} more window{'s' if windows != 1 else ''}"
+
+
+def announce_extensions(progress: Progress, label: str) -> Callable[[Sequence[Verdict], int], None]:
+    """An ``on_extend`` for ``measure_until_settled`` that tells ``progress`` why it measures more."""
+
+    def announce(verdicts: Sequence[Verdict], windows: int) -> None:
+        progress.phase(f"{label}: {unsettled_text(verdicts, windows)}")
+
+    return announce
