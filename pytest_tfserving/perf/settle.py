@@ -44,19 +44,22 @@ class Limits:
 
     @classmethod
     def within(cls, rule: StabilityRule, first: StabilityRule | None = None) -> Limits:
-        """Up to ``rule.max_windows`` in all; each extension at least 3 windows, at most what is left."""
-        return cls(
-            first or rule,
-            rule.max_windows,
-            lambda measured: min(rule.max_windows - measured, max(3, rule.min_windows // 2)),
-        )
+        """Up to ``rule.max_windows`` in all, in two looks: the first run, then (while a verdict is
+        unsettled) one extension to the maximum. Every look costs alpha (``gate.alpha_budget``), and
+        two looks at 6 and 20 windows see nearly what six looks at 6, 9, ... 20 see, for a third of
+        the price in the quantile."""
+        return cls(first or rule, rule.max_windows, lambda measured: rule.max_windows - measured)
 
     @classmethod
     def in_rounds(cls, rounds: int, max_rounds: int) -> Limits:
-        """``rounds`` windows at a time while fewer than ``max_rounds`` are measured."""
+        """``rounds`` windows first, then (while unsettled) one extension to ``max_rounds``."""
         if rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {rounds}")
-        return cls(StabilityRule(min_windows=rounds, max_windows=rounds), max_rounds, lambda measured: rounds)
+        return cls(
+            StabilityRule(min_windows=rounds, max_windows=rounds),
+            max_rounds,
+            lambda measured: max_rounds - measured,
+        )
 
 
 def measure_until_settled(

@@ -43,11 +43,12 @@ def test_session_share_per_test_and_bad_alpha() -> None:
 @pytest.mark.parametrize(
     ("limits", "looks"),
     [
-        (Limits.within(StabilityRule(min_windows=6, max_windows=20)), 6),  # 6 9 12 15 18 20
+        (Limits.within(StabilityRule(min_windows=6, max_windows=20)), 2),  # 6, then 20
         (Limits.within(StabilityRule(min_windows=6, max_windows=6)), 1),
         (Limits.within(StabilityRule(min_windows=6, max_windows=20),
-                       first=StabilityRule(min_windows=7, max_windows=7)), 6),  # 7 10 13 16 19 20
-        (Limits.in_rounds(6, 18), 3),  # perf.compare: 6 12 18
+                       first=StabilityRule(min_windows=7, max_windows=7)), 2),  # --ab-baseline: 7, 20
+        (Limits.in_rounds(6, 18), 2),  # perf.compare: 6, then 18
+        (Limits(StabilityRule(min_windows=6, max_windows=6), 20, lambda measured: 3), 6),  # 6 9 .. 18 20
     ],
 )
 def test_looks_count_every_judgement_the_settle_loop_can_make(limits: Limits, looks: int) -> None:

@@ -126,19 +126,19 @@ def _loop(verdicts: list[str], limits: Limits) -> tuple[Sides, list[tuple[int, i
     return sides, runs, asked
 
 
-def test_an_inconclusive_verdict_is_measured_more_until_the_windows_run_out() -> None:
+def test_an_inconclusive_verdict_is_measured_once_more_up_to_the_maximum() -> None:
     sides, runs, asked = _loop(["inconclusive"] * 10, Limits.within(StabilityRule(5, 12)))
-    assert runs == [(5, 12, 2.0), (3, 3, 0.5), (3, 3, 0.5), (1, 1, 0.5)]  # 5, 8, 11, 12
-    assert asked == 4 and all(len(m.windows) == 12 for m in sides)
+    assert runs == [(5, 12, 2.0), (7, 7, 0.5)]  # two looks: 5, then 12
+    assert asked == 2 and all(len(m.windows) == 12 for m in sides)
 
 
 def test_a_settled_verdict_stops_the_loop() -> None:
-    _, runs, asked = _loop(["inconclusive", "pass"], Limits.within(StabilityRule(8, 20)))
-    assert runs == [(8, 20, 2.0), (4, 4, 0.5)] and asked == 2
+    _, runs, asked = _loop(["pass"], Limits.within(StabilityRule(8, 20)))
+    assert runs == [(8, 20, 2.0)] and asked == 1
 
 
-def test_rounds_are_added_whole_until_the_maximum_is_reached() -> None:
+def test_rounds_are_extended_to_the_maximum_and_not_beyond() -> None:
     sides, runs, _ = _loop(["inconclusive"] * 10, Limits.in_rounds(6, 10))
-    assert runs == [(6, 6, 2.0), (6, 6, 0.5)] and len(sides[0].windows) == 12
+    assert runs == [(6, 6, 2.0), (4, 4, 0.5)] and len(sides[0].windows) == 10
     with pytest.raises(ValueError, match="rounds must be >= 1"):
         Limits.in_rounds(0, 3)
