@@ -48,7 +48,7 @@ perf: setup
 
 # Record the suite's baselines with a run history: RUNS separate sessions (each starts its own
 # servers), so the gate can test a PR's run against run-to-run drift (docs/GATE.md, "Run history").
-RUNS ?= 3
+RUNS ?= 5
 baselines: setup
 	set -o pipefail; for i in $$(seq $(RUNS)); do echo "== baseline run $$i of $(RUNS)"; \
 	  $(PY) -m pytest perf_suites -m perf --update-baselines $(PYTEST_ARGS) || exit $$?; done

@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,13 +21,23 @@ from pytest_tfserving.backends.base import Backend, BackendError
 from pytest_tfserving.backends.selection import select_backend
 from pytest_tfserving.gate.alpha_budget import SessionAlpha
 from pytest_tfserving.gate.baseline_lookup import BaselineLookup
-from pytest_tfserving.gate.baselines import baseline_path, history_decision, load_baseline, write_baseline
+from pytest_tfserving.gate.baselines import (
+    Baseline,
+    BaselineError,
+    baseline_path,
+    history_decision,
+    load_baseline,
+    write_baseline,
+)
 from pytest_tfserving.gate.ceilings import check_ceilings, parse_perf_marker
+from pytest_tfserving.gate.gate_changes import GateChangesReport, file_of, session_loosenings
+from pytest_tfserving.gate.gate_settings import GateChange, GateSettings, compare_gates, gate_settings_of
 from pytest_tfserving.gate.measured_servers import MeasuredServers
 from pytest_tfserving.gate.outcome import GatePolicy, gate_result
 from pytest_tfserving.options import Settings
 from pytest_tfserving.perf.handle import PerfContext, PerfHandle, Recorded
 from pytest_tfserving.process import cleanup
+from pytest_tfserving.report.gate_changes import GATE_REPORT_KEY, report_from_records, terminal_lines
 from pytest_tfserving.report.records import TestRecord
 from pytest_tfserving.report.reporter import PerfReporter
 from pytest_tfserving.services.redis_service import (
@@ -39,6 +51,8 @@ from pytest_tfserving.services.server_pool import ServerPool
 
 SESSION_KEY = pytest.StashKey["TfservingSession"]()
 HANDLE_KEY = pytest.StashKey[PerfHandle]()
+# What a pytest-xdist worker collected, for the controller's gate-changes check (--baseline-ref).
+COLLECTED_OUTPUT_KEY = "pytest_tfserving_collected"
 
 
 def measurement_id(nodeid: str, name: str | None) -> str:
@@ -60,6 +74,11 @@ class TfservingSession:
         self._workdir = Path(tempfile.mkdtemp(prefix="pytest-tfserving-"))
         self.servers = MeasuredServers(settings, lambda: self.backend()[0].name, self.pool)
         self.alpha = SessionAlpha(settings.perf_alpha)
+        # For the gate-changes check: the test files collected (before -k/-m deselection) and the
+        # number of perf tests selected; a pytest-xdist controller gets them from its workers.
+        self.collected_files: set[str] = set()
+        self.perf_tests = 0
+        self.gate_report: GateChangesReport | None = None
         cleanup.install_handlers()
 
     # -- services --------------------------------------------------------------------------------
@@ -158,12 +177,15 @@ class TfservingSession:
             return
         policy = GatePolicy.from_settings(self.settings)
         records: list[TestRecord] = []
+        # What the measurements are gated with: recorded with their baselines, compared under --baseline-ref.
+        gate = gate_settings_of(handle.checks, self.settings) if handle.recorded else None
         for rec in handle.recorded:
             mid = measurement_id(item.nodeid, rec.name)
             ceilings = tuple(check_ceilings(handle.checks, rec.measurement))
             records.append(TestRecord(
                 mid, rec.measurement, rec.baseline, tuple(rec.verdicts), ceilings,
                 fingerprint=rec.fingerprint, notes=tuple(rec.notes), policy=policy,
+                gate_changes=self._gate_changes(rec.baseline, gate),
             ))
             self.reporter.records.append(records[-1])
         if handle.relative:
@@ -176,23 +198,85 @@ class TfservingSession:
             pytest.fail(result.failure_text(), pytrace=False)
         if self.settings.update_baselines:
             for rec in handle.recorded:
-                self._update_baseline(measurement_id(item.nodeid, rec.name), rec)
+                self._update_baseline(measurement_id(item.nodeid, rec.name), rec, gate)
         self.reporter.warnings += result.lines
 
-    def _update_baseline(self, mid: str, rec: Recorded) -> None:
+    def _gate_changes(self, baseline: Baseline | None, gate: GateSettings | None) -> tuple[GateChange, ...]:
+        """Under --baseline-ref, how this test gates differently from what its baseline at the ref
+        recorded; a baseline recorded before gate settings were kept is not compared."""
+        recorded = None if baseline is None else baseline.gate_settings
+        if self.settings.baseline_ref is None or recorded is None or gate is None:
+            return ()
+        return compare_gates(recorded, gate)
+
+    def _update_baseline(self, mid: str, rec: Recorded, gate: GateSettings | None) -> None:
         path = baseline_path(self.settings.baselines_dir, mid)
         join, why = history_decision(load_baseline(path, mid), rec.fingerprint, tuple(rec.verdicts))
         self.servers.store_deployment(rec.deployment)
         self.reporter.baseline_changes.append(write_baseline(
             path, mid, rec.measurement, rec.fingerprint, join_history=join, history_reason=why,
-            history=self.settings.baseline_history, deployment=rec.deployment,
+            history=self.settings.baseline_history, deployment=rec.deployment, gate_settings=gate,
         ))
 
     # -- hooks -----------------------------------------------------------------------------------
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """--perf-alpha is shared by the perf tests this session runs (after -m/-k deselection);
         every xdist worker collects the same items, so each computes the same share."""
-        self.alpha = SessionAlpha(self.settings.perf_alpha, sum(map(is_perf_test, session.items)))
+        self.perf_tests = sum(map(is_perf_test, session.items))
+        self.alpha = SessionAlpha(self.settings.perf_alpha, self.perf_tests)
+        if _is_worker(self.config):
+            self.config.workeroutput[COLLECTED_OUTPUT_KEY] = {  # type: ignore[attr-defined]
+                "files": sorted(self.collected_files), "perf_tests": self.perf_tests,
+            }
+
+    def pytest_itemcollected(self, item: pytest.Item) -> None:
+        self.collected_files.add(file_of(item.nodeid))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """The pytest-xdist controller: take over what a worker collected (all collect the same)."""
+        collected = getattr(node, "workeroutput", {}).get(COLLECTED_OUTPUT_KEY)
+        if collected:
+            self.collected_files.update(collected["files"])
+            self.perf_tests = max(self.perf_tests, int(collected["perf_tests"]))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        """After every test (and every xdist worker) is done: under --baseline-ref, check the gate
+        against the ref and fail the session for what no test could fail for (a baselined
+        measurement that did not run, a session setting that switches the gate off)."""
+        result = yield
+        ran = not session.config.option.collectonly and not _is_worker(self.config)
+        if ran and self.settings.baseline_ref is not None and self.perf_tests:
+            self.gate_report = self._gate_report(self.settings.baseline_ref)
+            self.config.stash[GATE_REPORT_KEY] = self.gate_report
+            if self.gate_report.fails_session:
+                session.testsfailed += 1  # exit status 1, as pytest-cov fails a run under its threshold
+        return result
+
+    def _gate_report(self, ref: str) -> GateChangesReport:
+        errors: list[str] = []
+        at_ref: tuple[str, ...] = ()
+        try:
+            at_ref = self.baselines.measurements_at_ref()
+        except (BaselineError, OSError, subprocess.SubprocessError) as exc:
+            errors.append(f"cannot list the baselines at {ref}: {exc}")
+        return report_from_records(
+            self.reporter.records,
+            ref=ref,
+            allowed=self.settings.allow_gate_changes,
+            at_ref=at_ref,
+            collected_files=self.collected_files,
+            session=session_loosenings(update_baselines=self.settings.update_baselines),
+            errors=errors,
+        )
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.gate_report is None:
+            return
+        terminalreporter.write_sep("-", f"tfserving gate changes (against {self.gate_report.ref})")
+        for line, red in terminal_lines(self.gate_report):
+            terminalreporter.write_line(line, red=red, bold=red)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         s = self.settings
@@ -227,6 +311,11 @@ class TfservingSession:
         shutil.rmtree(self._workdir, ignore_errors=True)
         if errors:
             raise BackendError("stopping servers failed: " + "; ".join(map(str, errors)))
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    """A pytest-xdist worker has ``config.workeroutput`` (set before configure)."""
+    return hasattr(config, "workeroutput")
 
 
 def is_perf_test(item: pytest.Item) -> bool:

@@ -6,6 +6,7 @@ say how the two copies differ. No pytest imports.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from pytest_tfserving.gate.baselines import (
     Baseline,
     BaselineError,
     baseline_path,
+    check_ref,
     load_baseline,
     read_baseline_from_git,
 )
@@ -60,3 +62,68 @@ class BaselineLookup:
         elif from_ref is not None and local is not None and from_ref.measurement != local.measurement:
             notes.append(f"{relative} differs from its copy at {ref}; judged against {ref}")
         return from_ref, notes
+
+    def measurements_at_ref(self) -> tuple[str, ...]:
+        """The measurement ids (``nodeid`` or ``nodeid@name``) with a baseline under ``baselines_dir``
+        at the ref, sorted: what a session must measure again so that a renamed test, a changed
+        parametrize id or a dropped measurement name cannot leave its baseline unjudged.
+
+        A file that is not a readable baseline is skipped here; its test meets the error when it
+        looks its baseline up. A BaselineError when there is no ref or git cannot read it.
+        """
+        if self.ref is None:
+            raise BaselineError("listing the baselines at a git ref needs --baseline-ref")
+        root = repo_root(self.rootdir)
+        try:
+            relative = self.baselines_dir.resolve().relative_to(root.resolve())
+        except ValueError:
+            raise BaselineError(
+                f"--baselines-dir {self.baselines_dir} is not inside the repository {root}"
+            ) from None
+        check_ref(self.ref, root)
+        tree = f"{self.ref}^{{commit}}"
+        listed = _git(root, "ls-tree", "-r", "-z", "--name-only", tree, "--", f"./{relative.as_posix()}")
+        paths = [p for p in listed.decode("utf-8", "surrogateescape").split("\0") if p.endswith(".json")]
+        if not paths:
+            return ()
+        specs = "".join(f"{tree}:{p}\n" for p in paths).encode("utf-8", "surrogateescape")
+        blobs = _git(root, "cat-file", "--batch", stdin=specs)
+        return tuple(sorted({mid for text in batch_contents(blobs) if (mid := _nodeid_of(text))}))
+
+
+def _git(root: Path, *args: str, stdin: bytes | None = None) -> bytes:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), *args], input=stdin, capture_output=True, check=False, timeout=120
+        )
+    except FileNotFoundError:
+        raise BaselineError("git is not installed; --baseline-ref needs it") from None
+    if done.returncode != 0:
+        stderr = done.stderr.decode("utf-8", "replace").strip()
+        raise BaselineError(f"git {' '.join(args[:2])} failed in {root}: {stderr}")
+    return done.stdout
+
+
+def batch_contents(output: bytes) -> list[bytes]:
+    """The objects from ``git cat-file --batch`` output: ``<oid> <type> <size>\\n<content>\\n`` each, or
+    ``<spec> missing\\n`` for an object that is not there."""
+    contents: list[bytes] = []
+    at = 0
+    while at < len(output):
+        header_end = output.index(b"\n", at)
+        header = output[at:header_end].split()
+        at = header_end + 1
+        if len(header) == 3 and header[1] == b"blob" and header[2].isdigit():
+            size = int(header[2])
+            contents.append(output[at:at + size])
+            at += size + 1
+    return contents
+
+
+def _nodeid_of(content: bytes) -> str | None:
+    try:
+        data = json.loads(content)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    nodeid = data.get("nodeid") if isinstance(data, dict) else None
+    return nodeid if isinstance(nodeid, str) and nodeid else None

@@ -23,8 +23,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pytest_tfserving.gate.fingerprint import compare_fingerprints
+from pytest_tfserving.gate.gate_settings import GateSettings
+from pytest_tfserving.gate.verdicts import DEFAULT_MIN_RUNS
 from pytest_tfserving.load.results import HIGHER_IS_BETTER, LOWER_IS_BETTER, Measurement
 
+# Optional fields (``deployment``, ``gate_settings``) do not bump the schema: an older plugin reads
+# the file and ignores them, a newer one reads an older file as "not recorded".
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS: frozenset[int] = frozenset({1, 2})  # 1: no run history (read as a history of one run)
 DEFAULT_HISTORY = 5  # runs kept per baseline: enough to estimate run-to-run spread, recent enough to matter
@@ -88,6 +92,9 @@ class Baseline:
     source: str = ""  # file path or "REF:path" it was read from
     runs: tuple[RunSummary, ...] = ()
     deployment: dict[str, Any] | None = None  # deployments.deployment_record of what was measured
+    # What the run was gated with (marker and session settings); under --baseline-ref the ref's
+    # record stands against the working tree's. None: recorded before baselines kept it.
+    gate_settings: GateSettings | None = None
 
     @property
     def history(self) -> tuple[RunSummary, ...]:
@@ -107,6 +114,7 @@ class Baseline:
             "measurement": _trimmed(self.measurement.to_dict()),
             "runs": [run.to_dict() for run in self.history],
             **({"deployment": self.deployment} if self.deployment is not None else {}),
+            **({"gate_settings": self.gate_settings.to_dict()} if self.gate_settings is not None else {}),
         }
 
 
@@ -140,6 +148,18 @@ class Change:
         history = f"  history: {self.runs} run{'s' if self.runs != 1 else ''}"
         history += f" ({self.history_note})" if self.history_note else ""
         return [head, *("  " + m.line() for m in self.metrics), history]
+
+
+def reference_value(baseline: Baseline, metric: str, min_runs: int = DEFAULT_MIN_RUNS) -> float | None:
+    """What a baseline stands for: the figure the judge compares a new run with, printed when it is
+    recorded and in the table alike. The geometric mean of the recorded runs' medians once
+    ``min_runs`` are recorded, else the median of the latest run's windows; a metric measured for
+    the whole run only (GPU memory) is the run's figure."""
+    runs = [v for v in baseline.run_values(metric) if v > 0 and math.isfinite(v)]
+    if len(runs) >= max(min_runs, 2):
+        return math.exp(statistics.fmean(math.log(v) for v in runs))
+    values = [v for v in baseline.measurement.window_values(metric) if math.isfinite(v)]
+    return statistics.median(values) if values else baseline.measurement.metric(metric)
 
 
 def baseline_filename(nodeid: str) -> str:
@@ -230,6 +250,7 @@ def parse_baseline(text: str, source: str) -> Baseline:
     try:
         measurement = Measurement.from_dict(data["measurement"])
         runs = tuple(RunSummary.from_dict(run) for run in data.get("runs") or ())
+        gate = data.get("gate_settings")
         return Baseline(
             nodeid=str(data["nodeid"]),
             measurement=measurement,
@@ -239,6 +260,7 @@ def parse_baseline(text: str, source: str) -> Baseline:
             source=source,
             runs=runs,
             deployment=dict(data["deployment"]) if data.get("deployment") is not None else None,
+            gate_settings=GateSettings.from_dict(gate) if gate is not None else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BaselineError(f"baseline {source} is missing or has bad fields ({exc!r}); {fix}") from None
@@ -293,14 +315,16 @@ def write_baseline(
     history_reason: str = "",
     history: int = DEFAULT_HISTORY,
     deployment: Mapping[str, Any] | None = None,
+    gate_settings: GateSettings | None = None,
 ) -> Change:
     """Record ``measurement`` as the baseline at ``path`` (atomic: readers see old or new, never half).
 
     ``join_history`` appends this run to the old baseline's run history, keeping the newest
     ``history`` runs; otherwise the history restarts with this run alone. ``history_reason`` says
     why, for the printed change. ``deployment`` (``deployments.deployment_record``) lets a later
-    session serve this deployment again as the A/B reference. Raises ``BaselineError`` without
-    touching the file when the existing one is unreadable.
+    session serve this deployment again as the A/B reference; ``gate_settings`` is what the run was
+    gated with (the record a --baseline-ref session holds the working tree to). Raises
+    ``BaselineError`` without touching the file when the existing one is unreadable.
     """
     if history < 1:
         raise ValueError(f"history={history!r} must be >= 1 (runs kept per baseline)")
@@ -312,10 +336,11 @@ def write_baseline(
     baseline = Baseline(
         nodeid, measurement, dict(fingerprint), stamp, source=str(path), runs=runs,
         deployment=dict(deployment) if deployment is not None else None,
+        gate_settings=gate_settings,
     )
     _atomic_write(path, dumps_baseline(baseline))
     pairs = (
-        (name, None if old is None else old.measurement.metric(name), measurement.metric(name))
+        (name, None if old is None else reference_value(old, name), reference_value(baseline, name))
         for name in HEADLINE_METRICS
     )
     metrics = tuple(MetricChange(name, a, b) for name, a, b in pairs if a is not None or b is not None)
@@ -357,6 +382,19 @@ def _git(repo_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
         raise BaselineError("git is not installed; install git or compare against a baseline file") from None
 
 
+def check_ref(ref: str, repo_root: Path | str) -> None:
+    """A BaselineError naming the fix unless ``ref`` names a commit in the repository."""
+    root = Path(repo_root)
+    resolved = _git(root, "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}")
+    if resolved.returncode != 0:
+        message = resolved.stderr.strip() or resolved.stdout.strip()
+        raise BaselineError(
+            f"cannot read baselines from git ref {ref!r} in {root}: "
+            f"{message or 'unknown ref'}; fetch it first (e.g. git fetch origin) "
+            f"or pass an existing ref"
+        )
+
+
 def read_baseline_from_git(ref: str, repo_root: Path | str, relative_path: Path | str) -> Baseline | None:
     """The baseline as committed at ``ref`` (e.g. ``origin/main``); None when the file is absent there."""
     root = Path(repo_root)
@@ -367,14 +405,7 @@ def read_baseline_from_git(ref: str, repo_root: Path | str, relative_path: Path 
         except ValueError:
             raise BaselineError(f"{relative_path} is not inside the repository {root}") from None
     spec = f"{ref}:./{PurePosixPath(*rel.parts)}"
-    resolved = _git(root, "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}")
-    if resolved.returncode != 0:
-        message = resolved.stderr.strip() or resolved.stdout.strip()
-        raise BaselineError(
-            f"cannot read baselines from git ref {ref!r} in {root}: "
-            f"{message or 'unknown ref'}; fetch it first (e.g. git fetch origin) "
-            f"or pass an existing ref"
-        )
+    check_ref(ref, root)
     if _git(root, "cat-file", "-e", spec).returncode != 0:
         return None
     shown = _git(root, "show", spec)

@@ -5,7 +5,9 @@ A stored number cannot gate a 10 % change on a machine whose speed drifts by 25 
 windows, can: both sides see the same drift. For that a baseline records its deployment (the
 ServerSpec, with each model named by its content hash) and ``--update-baselines`` copies the model
 directories into a content-addressed store (``--deployment-store``), from which a later session
-rebuilds the reference server. No pytest here.
+rebuilds the reference server. The store lives on a persistent runner where a pull request's code
+runs too, so every read hashes the entry again: a rewritten entry is an error, never served. No
+pytest here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_tfserving.gate.fingerprint import hash_model_dir
+from pytest_tfserving.models.hashing import hash_directory
 from pytest_tfserving.serving.fields import RecordKind, spec_field
 from pytest_tfserving.serving.spec import BatchingSpec, ModelSpec, ServerSpec, VersionPolicy
 
@@ -27,6 +30,11 @@ RECORD_VERSION = 1
 
 class ReferenceUnavailable(RuntimeError):
     """The baseline's deployment cannot be served again here; the message says why and the fix."""
+
+
+class StoreEntryChanged(RuntimeError):
+    """A store entry no longer holds the model its name promises. Not a ReferenceUnavailable on
+    purpose: the session must not shrug and fall back, someone rewrote the store."""
 
 
 def deployment_record(spec: ServerSpec, model_digests: Mapping[str, str]) -> dict[str, Any]:
@@ -87,10 +95,13 @@ class DeploymentStore:
 
     def put(self, base_path: Path | str, digest: str) -> Path:
         """Copy ``base_path`` in under ``digest`` (once; atomic rename). The copy is hashed again
-        before it is published, so an entry always holds what its name says."""
+        before it is published, so an entry always holds what its name says; an existing entry that
+        does not (rewritten since) is replaced by the verified copy."""
         entry = self._entry(digest)
         if entry.is_dir():
-            return entry
+            if _holds(entry, digest):
+                return entry
+            self._discard(entry)
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
         try:
@@ -112,9 +123,39 @@ class DeploymentStore:
         return entry
 
     def get(self, digest: str) -> Path | None:
-        """The stored copy of ``digest``, or None when the store does not hold it."""
+        """The stored copy of ``digest`` after hashing it again, or None when the store does not
+        hold it. Raises StoreEntryChanged, naming the entry and the fix, when its content no longer
+        matches ``digest``."""
         entry = self._entry(digest)
-        return entry if entry.is_dir() else None
+        if not entry.is_dir():
+            return None
+        if not _holds(entry, digest):
+            raise StoreEntryChanged(
+                f"deployment store entry {entry} no longer holds model {digest}: its content hashes to "
+                f"{hash_model_dir(entry) if _has_files(entry) else 'nothing (it is empty)'}. It was "
+                "changed after it was recorded (code a pull request ran on this runner can write the "
+                "store), so it is not served. Delete it and record the baseline's deployment again "
+                f"on the base branch: rm -r {entry} && pytest --update-baselines ..."
+            )
+        return entry
+
+    def _discard(self, entry: Path) -> None:
+        """Take ``entry`` out of the store at once (rename), then delete it."""
+        doomed = Path(tempfile.mkdtemp(prefix=".discard-", dir=self.root)) / "entry"
+        os.rename(entry, doomed)
+        shutil.rmtree(doomed.parent, ignore_errors=True)
+
+
+def _has_files(path: Path) -> bool:
+    return any(p.is_file() for p in path.rglob("*"))
+
+
+def _holds(entry: Path, digest: str) -> bool:
+    """Whether ``entry`` hashes to ``digest``: its model identity, or (entries recorded before
+    identities) the sha256 of its bytes, the name those entries were given."""
+    if not _has_files(entry):
+        return False
+    return digest in (hash_model_dir(entry), "sha256:" + hash_directory(entry)[:16])
 
 
 def reference_spec(record: Mapping[str, Any], store: DeploymentStore) -> ServerSpec:
@@ -190,7 +231,9 @@ def plan_reference(
     """The spec to serve beside the current deployment, or ReferenceUnavailable saying why not.
 
     The reference must run on the same server software as the current one (the session's backend
-    serves both); a changed server (image tag, TF version) is what the stored numbers gate.
+    serves both). Across backends or server builds the caller falls back to the stored runs, which
+    come from other server software: the fingerprint marks that comparison incomparable, so the
+    reason given says so and how to get a comparison.
     """
     if baseline_record is None:
         raise ReferenceUnavailable(
@@ -207,7 +250,10 @@ def plan_reference(
         was, now = baseline_fingerprint.get(key), current_fingerprint.get(key)
         if was != now:
             raise ReferenceUnavailable(
-                f"the baseline was measured on {key} {was!r} and this session serves {now!r}; "
-                "one session cannot serve both"
+                f"the baseline was measured on {key} {was!r} and this session serves {now!r}; one "
+                "session cannot serve both, and the stored runs come from that other "
+                f"{key}, so the comparison is incomparable (a failure unless "
+                "--perf-hardware-mismatch=warn); record the baseline with this "
+                f"{key} on this runner (--update-baselines) to compare"
             )
     return reference_spec(baseline_record, store)

@@ -176,7 +176,18 @@ def judge_metric(
         base, cur, runs, min_runs=min_runs, run_drift=run_drift
     )
     judged = replace(measured, baseline=centre, change=math.expm1(evidence.estimate), baseline_runs=n_runs)
-    return settle(judged, evidence, alpha, noise=noise, more_windows_help=more)
+    settled = settle(judged, evidence, alpha, noise=noise, more_windows_help=more)
+    recorded = max(int(runs.size), 1)  # a baseline without a history is one run
+    if recorded < min_runs and settled.verdict in ("regression", "improvement"):
+        # Beyond the assumed drift, but this runner's real drift between sessions is unknown until
+        # min_runs sessions are recorded: shown, never a silent pass, yet no claim either way.
+        return replace(settled, verdict="inconclusive", more_windows_help=False, reason=(
+            f"{'worse' if settled.verdict == 'regression' else 'better'} beyond tolerance and beyond "
+            f"{noise}, but the baseline has {recorded} recorded run{'s' if recorded != 1 else ''} and "
+            f"this runner's drift between sessions is unknown until {min_runs} are (RUNS={min_runs} "
+            f"make baselines, or pytest -m perf --update-baselines in {min_runs} sessions); "
+            f"--ab-baseline measures the baseline's deployment beside this one instead"))
+    return settled
 
 
 

@@ -13,23 +13,29 @@ from typing import Any, Literal
 
 from pytest_tfserving.gate.ceilings import Failure
 from pytest_tfserving.gate.fingerprint import compare_fingerprints
+from pytest_tfserving.gate.gate_settings import GateChange
 from pytest_tfserving.gate.verdicts import MetricVerdict, RelativeVerdict
 
 Status = Literal["error", "failed", "inconclusive", "incomparable", "passed", "new"]
 AnyVerdict = MetricVerdict | RelativeVerdict
 
+LOOSENED_FIX = (
+    "a maintainer's run accepts a gate change with --allow-gate-changes (docs/GATE.md, "
+    '"A PR cannot loosen its gate")'
+)
 NOT_SHOWN = " -> not shown: the point estimate itself breaks the bound"
 WITHIN = " (point estimate within the bound)"
 
 
 @dataclass(frozen=True)
 class GatePolicy:
-    """The settings that change what fails: --update-baselines, --perf-hardware-mismatch and
-    --perf-inconclusive."""
+    """The settings that change what fails: --update-baselines, --perf-hardware-mismatch,
+    --perf-inconclusive and --allow-gate-changes."""
 
     update_baselines: bool = False  # regressions and other hardware do not fail while re-recording
     hardware_mismatch_fails: bool = True  # a baseline from other hardware fails (warn: only shown)
     inconclusive_fails: bool = False  # an unsettled verdict fails instead of being shown
+    allow_gate_changes: bool = False  # a loosened gate (against --baseline-ref's settings) is accepted
 
     @classmethod
     def from_settings(cls, settings: Any) -> GatePolicy:
@@ -37,6 +43,7 @@ class GatePolicy:
             update_baselines=bool(settings.update_baselines),
             hardware_mismatch_fails=settings.perf_hardware_mismatch == "fail",
             inconclusive_fails=getattr(settings, "perf_inconclusive", "warn") == "fail",
+            allow_gate_changes=bool(getattr(settings, "allow_gate_changes", False)),
         )
 
 
@@ -132,22 +139,28 @@ def decide(
     notes: Sequence[str] = (),
     error: str | None = None,
     assertion_failed: bool = False,
+    gate_changes: Sequence[GateChange] = (),
 ) -> Decision:
-    """The worst thing that happened, in the order a reviewer needs to know it."""
+    """The worst thing that happened, in the order a reviewer needs to know it. ``gate_changes``
+    (gate_settings.compare_gates against the --baseline-ref baseline's recorded settings): any
+    loosening fails, unless the policy allows gate changes."""
     findings = tuple(
         finding(v, policy, baseline_fingerprint=baseline_fingerprint, fingerprint=fingerprint)
         for v in verdicts
     )
+    loosened = () if policy.allow_gate_changes else tuple(c for c in gate_changes if c.looser)
     lines = (
         *notes,
         *(f"ceiling broken: {f.message()}" for f in ceiling_failures),
         *(f.gate_line for f in findings if f.gate_line is not None),
+        *(f"gate loosened against --baseline-ref: {c.line()}" for c in loosened),
+        *((LOOSENED_FIX,) if loosened else ()),
     )
     shown = {f.shown for f in findings}
     status: Status
     if error:
         status = error_kind(assertion_failed)
-    elif ceiling_failures or any(f.fails for f in findings):
+    elif ceiling_failures or loosened or any(f.fails for f in findings):
         status = "failed"
     elif "inconclusive" in shown:
         status = "inconclusive"

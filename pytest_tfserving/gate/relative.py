@@ -30,17 +30,41 @@ from pytest_tfserving.gate.verdicts import (
 )
 from pytest_tfserving.load.results import Measurement
 
+MAX_AUTOCORRELATION = 0.8  # beyond this the lag-1 estimate of a few pairs says more about trend than noise
+
+
+def autocorrelation_factor(d: np.ndarray) -> float:
+    """How much wider than ``sd / sqrt(n)`` the error of a mean of ``d`` is when consecutive pairs
+    are correlated (AR(1): ``sqrt((1 + rho) / (1 - rho))``, rho the lag-1 autocorrelation, taken as
+    0 when negative). On a shared runner neighbouring windows share a slow minute, and a drift
+    within the session shows as correlation too; treating the pairs as independent made the
+    bounds miss 2-4 times as often as stated (docs/GATE.md, calibration)."""
+    if d.size < 3:
+        return 1.0
+    centred = d - d.mean()
+    denominator = float(np.dot(centred, centred))
+    if denominator <= 0:
+        return 1.0
+    estimated = float(np.dot(centred[1:], centred[:-1])) / denominator
+    # The lag-1 estimate of a few pairs runs low by about (1 + 3 rho) / n (Kendall); undo that,
+    # so that five independent pairs still count as possibly correlated ones.
+    n = d.size
+    rho = (n * estimated + 1) / (n - 3) if n > 3 else MAX_AUTOCORRELATION
+    rho = min(max(rho, 0.0), MAX_AUTOCORRELATION)
+    return math.sqrt((1 + rho) / (1 - rho))
+
 
 def paired_evidence(d: np.ndarray, method: PairedMethod, offset_sd: float) -> tuple[Evidence, bool]:
     """The change from paired log ratios ``d`` and the standard error around it.
 
     ``signed_rank``: the Hodges-Lehmann estimate (median of the Walsh averages; one window hit by a
     neighbour moves it little) with standard error ``sqrt(pi / 3) * sd / sqrt(n)`` (its efficiency
-    under normal noise); ``student_t``: the mean and ``sd / sqrt(n)``. Two server processes of one
-    deployment differ by a persistent offset (docs/GATE.md measured sd 1.5 % at concurrency 1), which
-    no number of pairs averages out: ``offset_sd`` enters the error as a known part, and the degrees
-    of freedom follow Welch-Satterthwaite. Returns the evidence and whether more pairs would still
-    narrow it noticeably (window noise at least half the offset).
+    under normal noise); ``student_t``: the mean and ``sd / sqrt(n)``. Both are widened for
+    correlated consecutive pairs (``autocorrelation_factor``). Two server processes of one
+    deployment differ by a persistent offset (docs/GATE.md measured sd 1.5 % at concurrency 1),
+    which no number of pairs averages out: ``offset_sd`` enters the error as a known part, and the
+    degrees of freedom follow Welch-Satterthwaite. Returns the evidence and whether more pairs would
+    still narrow it noticeably (window noise at least half the offset).
     """
     n = d.size
     sd = float(d.std(ddof=1)) if n > 1 else 0.0
@@ -50,6 +74,7 @@ def paired_evidence(d: np.ndarray, method: PairedMethod, offset_sd: float) -> tu
     else:
         estimate = float(d.mean())
         within = sd / math.sqrt(n)
+    within *= autocorrelation_factor(d)
     scale = math.hypot(within, offset_sd)
     return Evidence(estimate, scale, welch_df(offset_sd, within, n)), within >= offset_sd / 2
 

@@ -18,7 +18,11 @@ RelativeOutcome = Literal["pass", "fail", "inconclusive"]
 
 DEFAULT_ALPHA = 0.01
 DEFAULT_MIN_WINDOWS = 5
-DEFAULT_MIN_RUNS = 3  # baseline runs needed before the judge tests against run-to-run spread
+# Recorded runs a stored baseline needs before the judge calls a regression (or improvement) against
+# it: with fewer, the drift between sessions on this runner is not known. Measured by
+# benchmarks/gate_calibration.py: unchanged PRs of 10 tests failed 33-61 % of the time against
+# one-run baselines, 3.5-6.2 % against three runs of one sitting, 0.8 % against five.
+DEFAULT_MIN_RUNS = 5
 # The run-to-run spread the judge assumes at least (sd of log run medians). A history recorded in one
 # sitting sees only that sitting's drift: here fp32 ResNet50's runs had sd 0.03 on one day and read
 # 13-25 % slower a week later (worst log 0.222), which failed an unchanged `make perf`. 0.06 is the

@@ -1,8 +1,10 @@
 """Content hashes of model sources, so a variant cache entry is reused only for the same model.
 
-A SavedModel directory is hashed file by file. A Keras model is hashed from its architecture and
-weights, with layer names replaced by their position: Keras numbers unnamed layers per process
-(``conv2d``, ``conv2d_1``, ...), and the same model built twice must map to the same entry.
+A Keras model is hashed from its architecture and weights, with layer names replaced by their
+position: Keras numbers unnamed layers per process (``conv2d``, ``conv2d_1``, ...), and the same
+model built twice must map to the same entry. SavedModel directories and ``.tflite`` files are
+keyed by ``models.identity`` (what they compute); ``hash_directory`` is the plain byte hash that
+identity falls back to, and the one deployment-store entries recorded before it were named by.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ _CHUNK = 1 << 20
 def hash_directory(root: Path | str) -> str:
     """sha256 over every file's relative path and bytes, in a fixed order (a single file: its bytes).
 
-    The one directory hasher: the variant cache keys SavedModel sources by it, and baselines
-    fingerprint served models by it (``gate.fingerprint.hash_model_dir``).
+    Changes whenever the serialization does (a SavedModel exported twice differs), so models are
+    keyed by ``models.identity.model_identity`` instead; this stays for byte-level checks and for
+    deployment-store entries named by it before identities existed.
     """
     root = Path(root)
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())

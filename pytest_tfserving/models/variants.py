@@ -2,8 +2,10 @@
 
 The result is TF Serving's layout, ``<base_path>/<version>/``, holding the SavedModel (fp32) or
 ``model.tflite`` (the TFLite variants; the server needs ``--prefer_tflite_model=true`` for those).
-Entries are keyed by content (the model's bytes or weights, the variant, the TensorFlow version
-and the calibration data), so later sessions and parallel workers reuse one build.
+Entries are keyed by content (what the model computes, the variant, the TensorFlow version and
+the calibration data), so later sessions and parallel workers reuse one build. A SavedModel source
+is keyed by ``models.identity``, not its bytes: the same seeded model exported again in another
+session has other bytes but the same identity, and hits.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from pytest_tfserving.models.build_cache import cached_build
-from pytest_tfserving.models.hashing import hash_directory, hash_keras_model, hash_samples
+from pytest_tfserving.models.hashing import hash_keras_model, hash_samples
+from pytest_tfserving.models.identity import identity_digest
 from pytest_tfserving.models.tflite import (
     GENERATED_SAMPLES,
     RepresentativeDataset,
@@ -31,8 +34,9 @@ from pytest_tfserving.models.tflite import (
 )
 from pytest_tfserving.serving.spec import TFLITE_VARIANTS, VARIANTS, ModelSpec, SpecError, Variant
 
-CACHE_FORMAT = 1
-"""Bump when the layout or conversion settings change, so old entries are not reused."""
+CACHE_FORMAT = 2
+"""Bump when the layout, the key or conversion settings change, so old entries are not reused.
+2: SavedModel sources keyed by their identity instead of their bytes."""
 TFLITE_FILE = "model.tflite"
 BUILD_INFO = "build.json"
 
@@ -105,7 +109,7 @@ def build_model_variant(
         savedmodel: Path | None = None
     elif isinstance(source, (str, os.PathLike)):
         savedmodel = _savedmodel_dir(Path(source).resolve())
-        source_hash = hash_directory(savedmodel)
+        source_hash = identity_digest(savedmodel)
     else:
         raise SpecError(
             f"model source must be a keras.Model or a SavedModel directory, got {type(source).__name__}"

@@ -1,4 +1,10 @@
-"""Machine-readable results for CI tooling: per test its measurement, baseline summary, verdicts."""
+"""Machine-readable results for CI tooling: per test its measurement, baseline summary, verdicts.
+
+Keys are only ever added (other tools read them): each verdict carries ``detectable`` (the smallest
+true relative change it would have caught with 95 % power; null when not estimated), each test its
+``test`` id and ``measurement_name``, and the report the PR's worst detectable change
+(``detectable``) and the summary line the terminal prints (``summary_text``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from typing import Any
 from pytest_tfserving.gate.baselines import json_safe
 from pytest_tfserving.gate.verdicts import RelativeVerdict
 from pytest_tfserving.report.records import TestRecord
+from pytest_tfserving.report.terminal import reach, split_measurement_id, summary_line
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -20,6 +27,7 @@ def record_to_dict(record: TestRecord) -> dict[str, Any]:
     verdicts = []
     for found in decision.findings:
         data = asdict(found.verdict)
+        data["detectable"] = found.verdict.detectable  # relative, e.g. 0.07; None: not estimated
         data["kind"] = "relative" if isinstance(found.verdict, RelativeVerdict) else "baseline"
         data["message"] = found.message
         data["fails"] = found.fails  # what the gate made of it (outcome.py), beside the verdict itself
@@ -33,8 +41,11 @@ def record_to_dict(record: TestRecord) -> dict[str, Any]:
             "measurement": record.baseline.measurement.to_dict(),
             "runs": [run.to_dict() for run in record.baseline.history],
         }
+    test, name = split_measurement_id(record.nodeid)
     return {
         "nodeid": record.nodeid,
+        "test": test,  # the pytest node id; ``nodeid`` adds "@name" for a named measurement
+        "measurement_name": name or None,
         "outcome": decision.status,
         "error": record.error,
         "measurement": None if record.measurement is None else record.measurement.to_dict(),
@@ -45,10 +56,26 @@ def record_to_dict(record: TestRecord) -> dict[str, Any]:
     }
 
 
+def _reach(records: list[TestRecord]) -> dict[str, Any]:
+    """The header figure: the largest detectable change over every verdict, and which one it is."""
+    r = reach(records)
+    return {
+        "worst": r.worst,
+        "worst_verdict": r.worst_name,
+        "verdicts": r.verdicts,
+        "not_estimated": r.not_estimated,
+        "not_compared": r.not_compared,
+        "text": r.line(),
+    }
+
+
 def build_json_report(
-    records: Iterable[TestRecord], fingerprint: Mapping[str, Any] | None = None
+    records: Iterable[TestRecord],
+    fingerprint: Mapping[str, Any] | None = None,
+    gate_changes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The whole report as JSON-safe data (NaN/inf become null)."""
+    records = list(records)
     tests = [record_to_dict(r) for r in records]
     outcomes: dict[str, int] = {}
     for t in tests:
@@ -57,17 +84,24 @@ def build_json_report(
         "schema_version": REPORT_SCHEMA_VERSION,
         "fingerprint": dict(fingerprint or {}),
         "summary": dict(sorted(outcomes.items())),
+        "summary_text": summary_line(records),
+        "detectable": _reach(records),
         "tests": tests,
+        **({"gate_changes": dict(gate_changes)} if gate_changes is not None else {}),
     }
     safe: dict[str, Any] = json_safe(report)
     return safe
 
 
 def write_json_report(
-    records: Iterable[TestRecord], path: Path | str, fingerprint: Mapping[str, Any] | None = None
+    records: Iterable[TestRecord],
+    path: Path | str,
+    fingerprint: Mapping[str, Any] | None = None,
+    gate_changes: Mapping[str, Any] | None = None,
 ) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(build_json_report(records, fingerprint), indent=2, sort_keys=True, allow_nan=False)
+    report = build_json_report(records, fingerprint, gate_changes)
+    text = json.dumps(report, indent=2, sort_keys=True, allow_nan=False)
     path.write_text(text + "\n", encoding="utf-8")
     return path

@@ -8,6 +8,7 @@ from typing import Any
 
 from pytest_tfserving.gate.baselines import Baseline
 from pytest_tfserving.gate.ceilings import Failure
+from pytest_tfserving.gate.gate_settings import GateChange
 from pytest_tfserving.gate.outcome import Decision, GatePolicy, Status, decide, error_kind
 from pytest_tfserving.gate.verdicts import MetricVerdict, RelativeVerdict
 from pytest_tfserving.load.results import Measurement
@@ -31,6 +32,9 @@ class TestRecord:
     assertion_failed: bool = False  # ``error`` is the test's own failed assertion, not a crash
     notes: tuple[str, ...] = ()  # what the measurement noted (e.g. how its baseline was chosen)
     policy: GatePolicy = field(default_factory=GatePolicy)  # the gate settings it was judged under
+    # Under --baseline-ref: how the test's gate settings differ from those its baseline at the ref
+    # recorded (gate_settings.compare_gates); a loosening fails it unless --allow-gate-changes.
+    gate_changes: tuple[GateChange, ...] = ()
 
     @property
     def decision(self) -> Decision:
@@ -45,6 +49,7 @@ class TestRecord:
             notes=self.notes,
             error=self.error,
             assertion_failed=self.assertion_failed,
+            gate_changes=self.gate_changes,
         )
 
     @property
@@ -119,6 +124,11 @@ def record_rows(record: TestRecord) -> list[Row]:
     for f in record.ceiling_failures:
         limit = f"{'<=' if f.bound == 'max' else '>='} {f.limit:g}"
         rows.append(Row(record.nodeid, f.metric, limit, _num(f.actual), "-", f"ceiling {f.key}"))
+    # A loosened gate is a row of its own, so a test failed by it does not read as all "pass".
+    loosened = "gate loosened (allowed)" if record.policy.allow_gate_changes else "fail (gate loosened)"
+    for c in record.gate_changes:
+        if c.looser:
+            rows.append(Row(record.nodeid, c.what, c.old, c.new, "-", loosened))
     if not rows and record.measurement is not None:
         m = record.measurement
         note = "new (no baseline)" if record.baseline is None else "passed"

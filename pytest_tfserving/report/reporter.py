@@ -8,16 +8,18 @@ results (``xdist_roles.py``) and is the one that writes the files.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from pytest_tfserving.gate.baselines import Change
 from pytest_tfserving.options import Settings
+from pytest_tfserving.report.gate_changes import GATE_REPORT_KEY, markdown_section
 from pytest_tfserving.report.json_report import write_json_report
 from pytest_tfserving.report.markdown import append_step_summary, render_markdown
 from pytest_tfserving.report.records import TestRecord
-from pytest_tfserving.report.terminal import format_table
+from pytest_tfserving.report.terminal import Line, report_lines
 
 Payload = tuple[list[TestRecord], list[Change], list[str]]
 
@@ -49,8 +51,8 @@ class PerfReporter:
         tr = terminalreporter
         tr.section("tfserving performance")
         if self.records:
-            for line in format_table(self.records, width=tr._tw.fullwidth):
-                tr.write_line(line)
+            for spans in report_lines(self.records, width=tr._tw.fullwidth):
+                tr.write_line(_marked(spans, tr._tw.markup))
         for text in self.warnings:
             tr.write_line(f"note: {text}", yellow=True)
         for change in self.baseline_changes:
@@ -67,9 +69,12 @@ class PerfReporter:
     def write_reports(self) -> None:
         """The Markdown (and $GITHUB_STEP_SUMMARY), JSON and PNG reports the settings ask for."""
         s = self.settings
-        if not self.records:
+        gate = self.config.stash.get(GATE_REPORT_KEY, None)  # --baseline-ref: what the PR changed
+        if not self.records and gate is None:
             return
         extra = "".join(f"\n## {title}\n\n{text.rstrip()}\n" for title, text in self._extra_sections())
+        if gate is not None:
+            extra = "\n" + markdown_section(gate).rstrip() + "\n" + extra
         if s.perf_report_md:
             s.perf_report_md.parent.mkdir(parents=True, exist_ok=True)
             s.perf_report_md.write_text(render_markdown(self.records) + extra)
@@ -80,7 +85,8 @@ class PerfReporter:
                 with open(summary, "a", encoding="utf-8") as fh:
                     fh.write(extra)
         if s.perf_report_json:
-            write_json_report(self.records, s.perf_report_json)
+            write_json_report(self.records, s.perf_report_json,
+                              gate_changes=None if gate is None else gate.to_dict())
         if s.perf_report_plots:
             from pytest_tfserving.report.plots import plot_records
 
@@ -92,3 +98,9 @@ class PerfReporter:
             hook = self.config.hook.pytest_tfserving_report_sections
             self._sections = [sec for result in hook(records=list(self.records)) if result for sec in result]
         return self._sections
+
+
+def _marked(line: Line, markup: Callable[..., str]) -> str:
+    """A table line with its coloured spans marked up; the terminal writer leaves them plain when
+    it is not a TTY (or under --color=no)."""
+    return "".join(markup(text, **{colour: True}) if colour else text for text, colour in line)

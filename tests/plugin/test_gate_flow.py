@@ -162,8 +162,8 @@ def test_markdown_and_json_reports(
     result = run(perf_project, f"--perf-report-md={md}", f"--perf-report-json={js}")
     result.assert_outcomes(passed=1)
     markdown = md.read_text()
-    assert "| test | metric | baseline | current | change | verdict |" in markdown.replace("  ", " ")
-    assert "test_perf.py::test_latency" in markdown
+    assert "| test | metric | baseline | current | change | detects | verdict |" in markdown
+    assert "`test_perf.py::test_latency`" in markdown
     step = summary.read_text()
     assert step.startswith("earlier step\n") and "test_latency" in step
     report = json.loads(js.read_text())

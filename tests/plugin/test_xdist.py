@@ -121,6 +121,6 @@ def test_controller_reports_every_workers_perf_tests(perf_project: pytest.Pytest
     assert {s["worker"] for s in found.values()} == {"gw0", "gw1"}, found
     assert_serial(found)
     result.stdout.fnmatch_lines(["*tfserving performance*"])
-    result.stdout.fnmatch_lines_random(["*_measured  p50_ms*", "*_unmeasured*"])
+    result.stdout.fnmatch_lines_random(["*_measured  new (no baseline)*", "*_unmeasured*"])
     nodeids = {t["nodeid"] for t in json.loads(report.read_text())["tests"]}
     assert "test_both.py::test_measured" in nodeids

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pytest_tfserving.gate.baseline_lookup import BaselineLookup
 from pytest_tfserving.gate.baselines import (
     SCHEMA_VERSION,
     BaselineError,
@@ -18,6 +19,7 @@ from pytest_tfserving.gate.baselines import (
     read_baseline_from_git,
     write_baseline,
 )
+from pytest_tfserving.gate.gate_settings import GateSettings
 from tests.unit.gate.gate_factories import MakeMeasurement, lognormal_p50s
 
 NODEID = "perf_suites/test_resnet.py::test_fp32[grpc]"
@@ -196,3 +198,78 @@ def test_git_malformed_committed_file_names_the_ref(repo: Path) -> None:
     _git(repo, "commit", "-q", "-m", "init")
     with pytest.raises(BaselineError, match=r"baseline HEAD:b\.json is not valid JSON"):
         read_baseline_from_git("HEAD", repo, "b.json")
+
+
+GATE = GateSettings(
+    metrics=("p50_ms", "rps"),
+    tolerances={"p50_ms": 0.05, "rps": 0.1},
+    ceilings={"p99_ms": 250.0, "min_rps": 50.0},
+    settings={"perf_alpha": 0.01, "perf_hardware_mismatch": "fail", "perf_max_windows": 20},
+)
+
+
+def test_gate_settings_round_trip(tmp_path: Path, make_measurement: MakeMeasurement,
+                                  fingerprint: dict[str, Any]) -> None:
+    path = tmp_path / "b.json"
+    write_baseline(path, NODEID, make_measurement([2.0] * 5), fingerprint, gate_settings=GATE)
+    loaded = load_baseline(path, NODEID)
+    assert loaded is not None and loaded.gate_settings == GATE
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == 2  # an optional field: older plugins still read the file
+    assert data["gate_settings"]["metrics"] == ["p50_ms", "rps"]
+    assert data["gate_settings"]["settings"]["perf_max_windows"] == 20
+    assert '"metrics": ["p50_ms", "rps"]' in path.read_text()  # one line in the diff
+
+
+def test_baseline_without_gate_settings_reads_as_not_recorded(
+    tmp_path: Path, make_measurement: MakeMeasurement, fingerprint: dict[str, Any]
+) -> None:
+    path = tmp_path / "b.json"
+    write_baseline(path, NODEID, make_measurement([2.0] * 5), fingerprint)
+    assert "gate_settings" not in json.loads(path.read_text())
+    loaded = load_baseline(path, NODEID)
+    assert loaded is not None and loaded.gate_settings is None
+    # A schema-1 file (no history, no gate settings) is still read.
+    data = json.loads(path.read_text())
+    data["schema_version"] = 1
+    del data["runs"]
+    path.write_text(json.dumps(data))
+    old = load_baseline(path, NODEID)
+    assert old is not None and old.gate_settings is None
+
+
+def test_bad_gate_settings_are_an_error_naming_the_file(
+    tmp_path: Path, make_measurement: MakeMeasurement, fingerprint: dict[str, Any]
+) -> None:
+    path = tmp_path / "b.json"
+    write_baseline(path, NODEID, make_measurement([2.0] * 5), fingerprint, gate_settings=GATE)
+    data = json.loads(path.read_text())
+    data["gate_settings"]["tolerances"] = {"p50_ms": "loose"}
+    path.write_text(json.dumps(data))
+    with pytest.raises(BaselineError, match=r"b\.json is missing or has bad fields"):
+        load_baseline(path, NODEID)
+
+
+def test_measurements_at_ref_lists_every_committed_baseline(
+    repo: Path, make_measurement: MakeMeasurement, fingerprint: dict[str, Any]
+) -> None:
+    ids = ["t.py::test_a", "t.py::test_b[x]@latency", "sub/t.py::test_c[a/b]"]  # the last one hashed
+    for mid in ids:
+        write_baseline(baseline_path(repo / "baselines", mid), mid, make_measurement([2.0] * 5), fingerprint)
+    (repo / "baselines" / "README.md").write_text("not a baseline")
+    (repo / "baselines" / "broken.json").write_text("{not json")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "baselines")
+    # What the PR branch commits, and its working tree, do not count: the ref's list stands.
+    _git(repo, "checkout", "-q", "-b", "pr")
+    write_baseline(baseline_path(repo / "baselines", "t.py::test_new"), "t.py::test_new",
+                   make_measurement([2.0] * 5), fingerprint)
+    (repo / "baselines" / baseline_filename("t.py::test_a")).unlink()
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "the PR renames test_a")
+    (repo / "baselines" / baseline_filename("t.py::test_b[x]@latency")).unlink()
+    lookup = BaselineLookup(repo / "baselines", "main", repo)
+    assert lookup.measurements_at_ref() == tuple(sorted(ids))
+    assert BaselineLookup(repo / "elsewhere", "main", repo).measurements_at_ref() == ()
+    with pytest.raises(BaselineError, match="git ref 'nope'"):
+        BaselineLookup(repo / "baselines", "nope", repo).measurements_at_ref()

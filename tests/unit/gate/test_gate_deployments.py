@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from pytest_tfserving.gate.baselines import load_baseline, write_baseline
 from pytest_tfserving.gate.deployments import (
     DeploymentStore,
     ReferenceUnavailable,
+    StoreEntryChanged,
     deployment_record,
     plan_reference,
     reference_spec,
 )
 from pytest_tfserving.gate.fingerprint import hash_model_dir
+from pytest_tfserving.models.hashing import hash_directory
 from pytest_tfserving.serving.spec import BatchingSpec, ModelSpec, ServerSpec, VersionPolicy
 from tests.unit.gate.gate_factories import MakeMeasurement
 
@@ -86,6 +90,15 @@ def test_plan_reference_says_why_it_cannot_serve_the_baseline(tmp_path: Path, mo
         plan_reference(old, fp, json.loads(json.dumps(old)), fp, store)
     with pytest.raises(ReferenceUnavailable, match=r"server 'embedded .TF 2.20.0.' and this session"):
         plan_reference(old, {**fp, "server": "embedded (TF 2.20.0)"}, new, fp, store)
+    # The caller falls back to the stored runs: the reason says they are incomparable, and the fix.
+    with pytest.raises(
+        ReferenceUnavailable,
+        match=r"backend 'embedded' and this session serves 'docker'; one session cannot serve both, "
+        r"and the stored runs come from that other backend, so the comparison is incomparable "
+        r"\(a failure unless --perf-hardware-mismatch=warn\); record the baseline with this backend "
+        r"on this runner \(--update-baselines\)",
+    ):
+        plan_reference(old, fp, new, {**fp, "backend": "docker"}, store)
     with pytest.raises(ReferenceUnavailable, match=r"not in the deployment store .*--update-baselines"):
         plan_reference(old, fp, new, fp, store)
 
@@ -94,3 +107,63 @@ def test_plan_reference_says_why_it_cannot_serve_the_baseline(tmp_path: Path, mo
     # Same model, other flags: a changed deployment too.
     threads = deployment_record(_spec(model, intra_op=4), {"tiny": hash_model_dir(model)})
     assert plan_reference(old, fp, threads, fp, store).intra_op is None
+
+
+def test_get_hashes_the_entry_again_and_refuses_a_rewritten_one(tmp_path: Path, model: Path) -> None:
+    store = DeploymentStore(tmp_path / "store")
+    digest = hash_model_dir(model)
+    entry = store.put(model, digest)
+    assert store.get(digest) == entry
+    (entry / "1" / "variables" / "variables.index").write_bytes(b"rewritten by a pull request")
+    fix = rf"{entry} no longer holds model {digest}: .*not served.*rm -r {entry} && pytest --update-baselines"
+    with pytest.raises(StoreEntryChanged, match=fix):
+        store.get(digest)
+    # Not a ReferenceUnavailable: planning the reference errors instead of falling back quietly.
+    record = deployment_record(_spec(model), {"tiny": digest})
+    with pytest.raises(StoreEntryChanged):
+        reference_spec(record, store)
+    # Recording again (put) replaces the rewritten entry with a verified copy.
+    assert store.put(model, digest) == entry
+    assert store.get(digest) == entry and hash_model_dir(entry) == digest
+    assert sorted(p.name for p in store.root.iterdir()) == [entry.name]
+    for child in entry.iterdir():
+        shutil.rmtree(child)
+    with pytest.raises(StoreEntryChanged, match="nothing"):
+        store.get(digest)
+
+
+def test_an_entry_named_by_its_bytes_before_model_identities_is_still_served(
+    tmp_path: Path, model: Path
+) -> None:
+    legacy = "sha256:" + hash_directory(model)[:16]
+    store = DeploymentStore(tmp_path / "store")
+    shutil.copytree(model, store.root / f"sha256-{legacy.partition(':')[2]}")
+    assert store.get(legacy) == store.root / f"sha256-{legacy.partition(':')[2]}"
+
+
+@pytest.fixture(scope="module")
+def savedmodel_base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """A real tiny SavedModel under a TF Serving base path, and its first conv kernel."""
+    from pytest_tfserving.models.tiny import build_tiny_cnn, export_savedmodel
+
+    model = build_tiny_cnn(seed=0)
+    base = tmp_path_factory.mktemp("real") / "tiny"
+    export_savedmodel(model, base / "1")
+    return base, np.ascontiguousarray(model.get_weights()[0])
+
+
+def test_a_rewritten_weight_in_a_stored_savedmodel_is_refused(
+    tmp_path: Path, savedmodel_base: tuple[Path, np.ndarray]
+) -> None:
+    base, kernel = savedmodel_base
+    store = DeploymentStore(tmp_path / "store")
+    digest = hash_model_dir(base)
+    entry = store.put(base, digest)
+    data = entry / "1" / "variables" / "variables.data-00000-of-00001"
+    raw = bytearray(data.read_bytes())
+    at = raw.find(kernel.tobytes())
+    assert at >= 0
+    raw[at] ^= 0x01
+    data.write_bytes(bytes(raw))
+    with pytest.raises(StoreEntryChanged, match="no longer holds"):
+        store.get(digest)

@@ -15,7 +15,7 @@ from pytest_tfserving.gate.relative import judge_relative
 from pytest_tfserving.gate.verdicts import MetricVerdict, needs_more_windows
 from tests.unit.gate.gate_factories import FINGERPRINT, MakeMeasurement, lognormal_p50s
 
-WITHIN_RUN = 0.0  # run_drift 0: judge on the windows' own noise, to test the rule itself
+WITHIN_RUN = 0.0  # run_drift 0 and min_runs 1: the windows' own noise, to test the rule itself
 
 
 def verdicts_over_seeds(shift: float, *, cv: float = 0.03, n: int = 10, tolerance: float = 0.10,
@@ -25,7 +25,8 @@ def verdicts_over_seeds(shift: float, *, cv: float = 0.03, n: int = 10, toleranc
     for seed in range(seeds):
         base = lognormal_p50s(2 * seed, n=n, cv=cv)
         cur = lognormal_p50s(2 * seed + 1, n=n, cv=cv, shift=shift)
-        verdict = judge_metric(metric, base, cur, tolerance=tolerance, alpha=alpha, run_drift=run_drift)
+        verdict = judge_metric(metric, base, cur, tolerance=tolerance, alpha=alpha, run_drift=run_drift,
+                               min_runs=1)
         out[verdict.verdict] += 1
     return out
 
@@ -54,7 +55,7 @@ def test_a_change_at_the_detectable_size_is_found_with_the_stated_power() -> Non
     then runs with a true change of that size must be called regressions about 95 % of the time
     (a little less: the noise is estimated from 10 windows a side)."""
     figures = [judge_metric("p50_ms", lognormal_p50s(2 * k, cv=0.03), lognormal_p50s(2 * k + 1, cv=0.03),
-                            run_drift=WITHIN_RUN).detectable for k in range(21)]
+                            run_drift=WITHIN_RUN, min_runs=1).detectable for k in range(21)]
     detectable = float(np.median([f for f in figures if f is not None]))
     assert 0.15 < detectable < 0.22
     seeds = 200
@@ -68,7 +69,7 @@ def test_small_shift_within_tolerance_passes_even_when_clearly_real() -> None:
     counts = verdicts_over_seeds(0.04, cv=0.005)  # clearly real, but only 4 %
     assert counts == Counter({"pass": 40})
     v = judge_metric("p50_ms", lognormal_p50s(0, cv=0.005), lognormal_p50s(1, cv=0.005, shift=0.04),
-                     run_drift=WITHIN_RUN)
+                     run_drift=WITHIN_RUN, min_runs=1)
     assert v.reason == "within tolerance"
     assert v.ci_low is not None and v.ci_low > 0.02  # real: the interval excludes no change
 
@@ -83,21 +84,27 @@ def test_big_noise_gives_inconclusive_not_regression() -> None:
 def test_inconclusive_asks_for_more_windows_when_the_windows_are_the_noise() -> None:
     base = [2.0, 3.0, 1.5, 2.6, 1.9, 2.2]
     cur = [2.6, 1.8, 3.4, 2.0, 3.1, 2.4]
-    v = judge_metric("p50_ms", base, cur, run_drift=WITHIN_RUN)
+    v = judge_metric("p50_ms", base, cur, run_drift=WITHIN_RUN, min_runs=1)
     assert v.verdict == "inconclusive"
     assert needs_more_windows(v)
     drift_bound = judge_metric("p50_ms", lognormal_p50s(0, cv=0.01), lognormal_p50s(1, cv=0.01, shift=0.3))
     assert drift_bound.verdict == "inconclusive" and not needs_more_windows(drift_bound)
 
 
-def test_a_one_run_baseline_is_judged_against_the_drift_floor() -> None:
+def test_a_one_run_baseline_is_judged_against_the_drift_floor_and_claims_nothing() -> None:
     """With the default --perf-run-drift (6 %), +30 % on one recorded run is within what a new
-    session may drift by at alpha 1 %; the verdict says how large a change it could have seen."""
+    session may drift by at alpha 1 %; the verdict says how large a change it could have seen. +80 %
+    is beyond it, but with one run this runner's real drift is unknown: inconclusive, naming the fix."""
     base, cur = lognormal_p50s(0, cv=0.01), lognormal_p50s(1, cv=0.01, shift=0.3)
     v = judge_metric("p50_ms", base, cur)
     assert v.verdict == "inconclusive" and "drift of 6% (--perf-run-drift)" in v.reason
     assert v.detectable is not None and 0.35 < v.detectable < 0.6
-    assert judge_metric("p50_ms", base, lognormal_p50s(1, cv=0.01, shift=0.8)).verdict == "regression"
+    far = judge_metric("p50_ms", base, lognormal_p50s(1, cv=0.01, shift=0.8))
+    assert far.verdict == "inconclusive" and not needs_more_windows(far)
+    assert "1 recorded run" in far.reason and "RUNS=5 make baselines" in far.reason
+    assert "--ab-baseline" in far.reason
+    trusted = judge_metric("p50_ms", base, lognormal_p50s(1, cv=0.01, shift=0.8), min_runs=1)
+    assert trusted.verdict == "regression"
 
 
 def test_improvement_when_faster_beyond_tolerance() -> None:
@@ -108,18 +115,19 @@ def test_throughput_direction_is_higher_is_better() -> None:
     base = [1000.0, 1010.0, 990.0, 1005.0, 995.0, 1002.0]
     lower = [x * 0.8 for x in base]
     higher = [x * 1.2 for x in base]
-    assert judge_metric("rps", base, lower, run_drift=WITHIN_RUN).verdict == "regression"
-    assert judge_metric("rps", base, higher, run_drift=WITHIN_RUN).verdict == "improvement"
+    assert judge_metric("rps", base, lower, run_drift=WITHIN_RUN, min_runs=1).verdict == "regression"
+    assert judge_metric("rps", base, higher, run_drift=WITHIN_RUN, min_runs=1).verdict == "improvement"
     # 10 % fewer requests per second is within a 10 % tolerance; 12 % fewer is not.
     steady = [1000.0] * 6
-    assert judge_metric("rps", steady, [899.0] * 6, run_drift=WITHIN_RUN).verdict == "regression"
-    assert judge_metric("rps", steady, [905.0] * 6, run_drift=WITHIN_RUN).verdict == "pass"
+    assert judge_metric("rps", steady, [899.0] * 6, run_drift=WITHIN_RUN, min_runs=1).verdict == "regression"
+    assert judge_metric("rps", steady, [905.0] * 6, run_drift=WITHIN_RUN, min_runs=1).verdict == "pass"
 
 
 def test_per_metric_tolerance_is_honoured() -> None:
     base, cur = lognormal_p50s(3, cv=0.01), lognormal_p50s(4, cv=0.01, shift=0.15)
-    assert judge_metric("p50_ms", base, cur, tolerance=0.10, run_drift=WITHIN_RUN).verdict == "regression"
-    assert judge_metric("p50_ms", base, cur, tolerance=0.20, run_drift=WITHIN_RUN).verdict == "pass"
+    within = {"run_drift": WITHIN_RUN, "min_runs": 1}
+    assert judge_metric("p50_ms", base, cur, tolerance=0.10, **within).verdict == "regression"  # type: ignore[arg-type]
+    assert judge_metric("p50_ms", base, cur, tolerance=0.20, **within).verdict == "pass"  # type: ignore[arg-type]
 
 
 def test_too_few_windows_is_inconclusive() -> None:
@@ -158,7 +166,7 @@ def test_unknown_metric_and_bad_alpha_rejected() -> None:
 def test_message_names_metric_values_change_ci_and_hardware() -> None:
     v = judge_metric("p50_ms", lognormal_p50s(0, cv=0.01), lognormal_p50s(1, cv=0.01, shift=0.3),
                      hardware_baseline="cpu=X; cores=2; gpus=none",
-                     hardware_current="cpu=X; cores=2; gpus=none", run_drift=WITHIN_RUN)
+                     hardware_current="cpu=X; cores=2; gpus=none", run_drift=WITHIN_RUN, min_runs=1)
     text = v.message()
     assert v.verdict == "regression"
     assert text.startswith("p50_ms: regression")
@@ -177,7 +185,7 @@ def test_judge_gates_each_metric(make_measurement: MakeMeasurement) -> None:
     base = make_measurement(lognormal_p50s(0, cv=0.01))
     cur = make_measurement(lognormal_p50s(1, cv=0.01, shift=0.25))
     verdicts = judge(_baseline(base, FINGERPRINT), cur, FINGERPRINT, gate=("p50_ms", "rps", "p99_ms"),
-                     tolerances={"p99_ms": 0.5}, run_drift=WITHIN_RUN)
+                     tolerances={"p99_ms": 0.5}, run_drift=WITHIN_RUN, min_runs=1)
     by_metric = {v.metric: v for v in verdicts}
     assert by_metric["p50_ms"].verdict == "regression"
     assert by_metric["rps"].verdict == "regression"  # rps fell by 1/1.25

@@ -11,8 +11,6 @@ import pytest
 
 from pytest_tfserving.gate.baselines import Baseline
 from pytest_tfserving.gate.ceilings import check_ceilings, parse_perf_marker
-from pytest_tfserving.gate.judge import judge
-from pytest_tfserving.gate.relative import judge_relative
 from pytest_tfserving.load.histogram import Histogram
 from pytest_tfserving.report.json_report import build_json_report, write_json_report
 from pytest_tfserving.report.markdown import append_step_summary, render_markdown
@@ -20,31 +18,33 @@ from pytest_tfserving.report.plots import plot_record, plot_records
 from pytest_tfserving.report.records import TestRecord
 from pytest_tfserving.report.terminal import format_details, format_table
 from tests.unit.gate.gate_factories import FINGERPRINT, MakeMeasurement, lognormal_p50s
+from tests.unit.report.report_factories import metric, relative
 
 REGRESSED = "perf/test_resnet.py::test_fp32[grpc]"
 
 
 @pytest.fixture
 def records(make_measurement: MakeMeasurement) -> list[TestRecord]:
+    """One record of each kind. The verdicts are built, not judged: these tests are about what the
+    reports show, and the judges' own tests say when they return what."""
     base_m = make_measurement(lognormal_p50s(0, cv=0.01))
     cur_m = make_measurement(lognormal_p50s(1, cv=0.01, shift=0.3))
     baseline = Baseline(REGRESSED, base_m, dict(FINGERPRINT), "2024-01-01T00:00:00+00:00", source="b.json")
     current_fp = {**FINGERPRINT, "server": "tensorflow 2.22.0"}
-    regressed = TestRecord(REGRESSED, cur_m, baseline, tuple(judge(baseline, cur_m, current_fp)),
+    verdicts = (metric("regression", detectable=0.07),
+                metric("pass", metric="rps", baseline=500.0, current=385.0, change=-0.23, detectable=0.05))
+    regressed = TestRecord(REGRESSED, cur_m, baseline, verdicts,
                            tuple(check_ceilings(parse_perf_marker({"p99_ms": 3.0}), cur_m)),
                            fingerprint=current_fp)
     same = make_measurement(lognormal_p50s(2, cv=0.01))
     same_base = Baseline("x", same, dict(FINGERPRINT), "t")
     passing = TestRecord("perf/test_resnet.py::test_fp32[rest]", same, same_base,
-                         tuple(judge(same_base, same)))
+                         (metric("pass", change=0.01, detectable=0.34),))
     new = TestRecord("perf/test_new.py::test_new", make_measurement([1.0] * 5))
     a = make_measurement(lognormal_p50s(3, cv=0.01, median=1.0))
-    b = make_measurement(lognormal_p50s(4, cv=0.01, median=2.0))
-    relative = TestRecord("perf/test_int8.py::test_int8_faster", a,
-                          verdicts=(judge_relative(a, b, "p50_ms", max_ratio=0.6, label_a="int8",
-                                                   label_b="fp32"),))
+    relative_record = TestRecord("perf/test_int8.py::test_int8_faster", a, verdicts=(relative("pass", 0.5),))
     broken = TestRecord("perf/test_broken.py::test_x", error="ServerCrashed: exit code 137\nlog tail...")
-    return [regressed, passing, new, relative, broken]
+    return [regressed, passing, new, relative_record, broken]
 
 
 def test_outcomes(records: list[TestRecord]) -> None:
@@ -56,15 +56,19 @@ def test_terminal_table_fits_the_width(records: list[TestRecord]) -> None:
         lines = format_table(records, width=width)
         assert all(len(line) <= width for line in lines), lines
     lines = format_table(records, width=120)
-    assert lines[0].split() == ["test", "metric", "baseline", "current", "change", "verdict"]
-    regression = next(line for line in lines if "regression" in line)
-    assert "p50_ms" in regression and "+30" in regression
+    assert lines[0].split() == ["metric", "baseline", "current", "change", "detects", "verdict"]
+    header = lines.index(f"{REGRESSED}  failed")  # the test's id once, whole, with its outcome
+    regression = lines[header + 1]
+    assert regression.split()[0] == "p50_ms" and "+30" in regression and regression.endswith("regression")
     assert any("ceiling p99_ms" in line for line in lines)
-    assert any("new (no baseline)" in line for line in lines)
-    assert any("p50_ms int8/fp32" in line and "<=0.6x" in line and "pass" in line for line in lines)
+    new = lines.index("perf/test_new.py::test_new  new (no baseline)")
+    assert lines[new + 1].split()[-1] == "new"
+    relative = next(line for line in lines if line.startswith("  int8/fp32"))
+    assert relative.split()[1:3] == ["p50_ms", "<=0.6x"] and relative.endswith("pass")
+    assert "perf/test_broken.py::test_x  error" in lines
     assert any("error: ServerCrashed: exit code 137" in line for line in lines)
     narrow = format_table(records, width=80)
-    assert any("…" in line for line in narrow)  # long node ids are clipped from the left
+    assert {r.nodeid for r in records} <= {line.rsplit("  ", 1)[0] for line in narrow}  # ids whole
 
 
 def test_terminal_details_explain_failures(records: list[TestRecord]) -> None:
@@ -76,9 +80,11 @@ def test_terminal_details_explain_failures(records: list[TestRecord]) -> None:
 def test_markdown_table_and_details(records: list[TestRecord], tmp_path: Path) -> None:
     text = render_markdown(records)
     assert text.startswith("## Performance gate\n")
-    assert "**1 error, 1 failed, 1 new, 2 passed**" in text
-    assert "| test | metric | baseline | current | change | verdict |" in text
-    row = next(line for line in text.splitlines() if line.startswith(f"| `{REGRESSED}` | p50_ms"))
+    assert "**1 failed, 1 error, 2 passed, 1 new (no baseline)**" in text
+    worst = "this run could detect changes of at least 34% (p50_ms of perf/test_resnet.py::test_fp32[rest])"
+    assert worst in text
+    assert "| test | measurement | metric | baseline | current | change | detects | verdict |" in text
+    row = next(line for line in text.splitlines() if line.startswith(f"| `{REGRESSED}` |  | p50_ms"))
     assert "❌ regression" in row and "+30" in row
     assert "environment differs from the baseline: server: tensorflow 2.21.0 -> tensorflow 2.22.0" in text
     assert "```\nServerCrashed: exit code 137\nlog tail...\n```" in text

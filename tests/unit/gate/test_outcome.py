@@ -152,8 +152,8 @@ def test_reports_show_what_the_test_got_for_an_unsettled_comparison_beyond_its_b
     assert "not shown: the point estimate itself breaks the bound" in test.failure_text()
 
     assert record.outcome == "failed"
-    [row] = [line for line in format_table([record], width=160) if line.startswith(NODEID)]
-    assert row.split()[-2:] == ["fail", "(inconclusive)"]
+    lines = format_table([record], width=160)
+    assert lines[2] == f"{NODEID}  failed" and lines[3].split()[-2:] == ["fail", "(inconclusive)"]
     assert format_details([record]) == [test.lines[0]]
     markdown = render_markdown([record])
     assert "**1 failed**" in markdown and "inconclusive**" not in markdown
@@ -172,7 +172,7 @@ def test_reports_follow_the_policy_the_test_was_judged_under(make_measurement: M
     base_m = make_measurement(lognormal_p50s(0, cv=0.01))
     cur_m = make_measurement(lognormal_p50s(1, cv=0.01, shift=0.3))
     baseline = Baseline("t.py::test", base_m, dict(FINGERPRINT), "2024-01-01T00:00:00+00:00")
-    verdicts = tuple(judge(baseline, cur_m, FINGERPRINT, run_drift=0.0))
+    verdicts = tuple(judge(baseline, cur_m, FINGERPRINT, run_drift=0.0, min_runs=1))
     gated = TestRecord("t.py::test", cur_m, baseline, verdicts, fingerprint=FINGERPRINT)
     updating = replace(gated, policy=UPDATING)
     assert gated.outcome == "failed" and updating.outcome == "passed"
