@@ -152,7 +152,7 @@ def judge_metric(
     )
     if hardware_baseline != hardware_current:
         return replace(empty, verdict="incomparable",
-                       reason="hardware differs; record a baseline on this hardware")
+                       reason="hardware or server build differs; record a baseline on this runner")
     if base.size == 0 or cur.size == 0:
         side = "baseline" if base.size == 0 else "current run"
         return replace(empty, reason=f"{metric} was not measured in the {side}")

@@ -6,6 +6,7 @@ Computed once per running server (hashing a model directory is not free). No pyt
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,27 @@ from pytest_tfserving.gate.deployments import (
 from pytest_tfserving.gate.fingerprint import collect_fingerprint, hash_model_dir, spec_flags
 from pytest_tfserving.options import Settings
 from pytest_tfserving.services.server_pool import ServerPool
+
+
+def server_build(server: RunningServer) -> str:
+    """The server software that served, as exactly as this machine can tell: the backend's
+    description (embedded: TF version; binary: ``--version``; docker: the image reference), and for a
+    container the id of the image it ran, since a tag can be pushed again with other contents."""
+    image_id = _container_image_id(server)
+    return f"{server.description} (image {image_id})" if image_id else server.description
+
+
+def _container_image_id(server: RunningServer) -> str | None:
+    """``sha256:<12 hex>`` of a docker backend's image; None for other backends or when the engine
+    does not answer (the description alone then names the build)."""
+    container = getattr(server, "container", None)
+    if container is None:
+        return None
+    with contextlib.suppress(Exception):
+        image = container.get_wrapped_container().attrs.get("Image")
+        if isinstance(image, str) and image:
+            return image[:19]
+    return None
 
 
 class MeasuredServers:
@@ -48,6 +70,7 @@ class MeasuredServers:
             self._fingerprints[key] = collect_fingerprint(
                 backend=self._backend_name(),
                 server=server.description,
+                server_build=server_build(server),
                 models=models,
                 server_flags=spec_flags(server.spec),
             )

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pytest_tfserving.gate.ceilings import Failure
-from pytest_tfserving.gate.fingerprint import compare_fingerprints
+from pytest_tfserving.gate.fingerprint import compare_fingerprints, incomparable_reason
 from pytest_tfserving.gate.gate_settings import GateChange
+from pytest_tfserving.gate.speed_probe import speed_note
 from pytest_tfserving.gate.verdicts import MetricVerdict, RelativeVerdict
 
 Status = Literal["error", "failed", "inconclusive", "incomparable", "passed", "new"]
@@ -108,8 +109,9 @@ def finding(
         message += NOT_SHOWN if fails else WITHIN
     line: str | None = message
     if kind == "incomparable":
+        reason = incomparable_reason(baseline_fingerprint or {}, fingerprint or {})
         diffs = compare_fingerprints(baseline_fingerprint or {}, fingerprint or {})
-        line = "baseline from other hardware, not compared: " + "; ".join(diffs[:4])
+        line = "baseline not comparable, not judged: " + (reason or "; ".join(diffs[:4]))
     elif kind in ("pass", "improvement") or (kind == "regression" and not fails):
         line = None
     return Finding(verdict, fails, shown, message, line)
@@ -149,10 +151,13 @@ def decide(
         for v in verdicts
     )
     loosened = () if policy.allow_gate_changes else tuple(c for c in gate_changes if c.looser)
+    speed = speed_note(baseline_fingerprint or {}, fingerprint or {}) if findings else None
     lines = (
         *notes,
         *(f"ceiling broken: {f.message()}" for f in ceiling_failures),
-        *(f.gate_line for f in findings if f.gate_line is not None),
+        # One line per distinct finding: an incomparable baseline reads the same for every metric.
+        *dict.fromkeys(f.gate_line for f in findings if f.gate_line is not None),
+        *((speed,) if speed else ()),
         *(f"gate loosened against --baseline-ref: {c.line()}" for c in loosened),
         *((LOOSENED_FIX,) if loosened else ()),
     )

@@ -60,9 +60,10 @@ def test_ab_baseline_serves_the_recorded_deployment_beside_the_changed_one(
     assert next(v for v in verdicts if v["metric"] == "rps")["verdict"] == "regression"
 
     # Without the model in the store the gate says so and falls back to the stored numbers.
+    # (A one-run baseline makes no claim against stored numbers: inconclusive, failed when strict.)
     shutil.rmtree(store)
-    result = run(perf_project, "--ab-baseline")
+    result = run(perf_project, "--ab-baseline", "--perf-inconclusive=fail")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*judged against the stored runs, because model 'tiny' (sha256:*) of "
                                  "the baseline's deployment is not in the deployment store*"])
-    result.stdout.fnmatch_lines(["*p50_ms: regression*median of * windows*"])
+    result.stdout.fnmatch_lines(["*p50_ms: inconclusive*median of * windows*"])

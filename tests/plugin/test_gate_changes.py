@@ -8,7 +8,6 @@ then committed on ``main``); each case copies it and edits the working tree the 
 from __future__ import annotations
 
 import json
-
 import shutil
 import subprocess
 import sys
