@@ -128,8 +128,9 @@ def test_status_order_and_lines(make_measurement: MakeMeasurement) -> None:
     assert decision.lines[1] == "ceiling broken: p50_ms 2 > p50_ms=1"
     assert decision.lines[2].startswith("p50_ms: regression - worse beyond tolerance")
     assert len(decision.lines) == 3  # an improvement is no news to the test
+    other = {**FINGERPRINT, "cpu_model": "Other CPU"}
     incomparable = decide([metric("incomparable"), metric("incomparable", metric="rps")], has_baseline=True,
-                          baseline_fingerprint=FINGERPRINT, fingerprint={**FINGERPRINT, "cpu_model": "Other CPU"})
+                          baseline_fingerprint=FINGERPRINT, fingerprint=other)
     [line] = incomparable.lines  # one line for the record, not one per metric
     assert line.startswith("baseline not comparable, not judged: ") and "`make baselines`" in line
 
