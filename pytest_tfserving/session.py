@@ -38,6 +38,7 @@ from pytest_tfserving.options import Settings
 from pytest_tfserving.perf.handle import PerfContext, PerfHandle, Recorded
 from pytest_tfserving.process import cleanup
 from pytest_tfserving.report.gate_changes import GATE_REPORT_KEY, report_from_records, terminal_lines
+from pytest_tfserving.report.progress import progress_for
 from pytest_tfserving.report.records import TestRecord
 from pytest_tfserving.report.reporter import PerfReporter
 from pytest_tfserving.services.redis_service import (
@@ -137,6 +138,7 @@ class TfservingSession:
             reference=self.servers.reference_server,
             gpu_indices=_gpu_indices(self.settings.tfserving_gpus),
             alpha=self.alpha.per_test(),
+            progress=progress_for(self.config, item.nodeid),
         )
         handle = PerfHandle(context)
         item.stash[HANDLE_KEY] = handle
