@@ -266,7 +266,7 @@ def record_table_rows(record: TestRecord) -> list[TableRow]:
         limit = f"{'<=' if f.bound == 'max' else '>='} {f.limit:g}"
         rows.append(TableRow(label, f.metric, limit, _num(f.actual), "-", "-", f"ceiling {f.key}"))
     # A loosened gate (--baseline-ref) is a row of its own, so a test failed by it does not read as
-    # all "pass"; the same rows as records.record_rows.
+    # all "pass".
     loosened = "gate loosened (allowed)" if record.policy.allow_gate_changes else "fail (gate loosened)"
     rows += [TableRow(label, c.what, c.old, c.new, "-", "-", loosened)
              for c in record.gate_changes if c.looser]

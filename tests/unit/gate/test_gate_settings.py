@@ -24,7 +24,8 @@ from pytest_tfserving.gate.gate_settings import (
 )
 from pytest_tfserving.gate.outcome import GatePolicy, decide
 from pytest_tfserving.report.gate_changes import markdown_section, report_from_records, terminal_lines
-from pytest_tfserving.report.records import TestRecord, record_rows
+from pytest_tfserving.report.records import TestRecord
+from pytest_tfserving.report.terminal import record_table_rows as record_rows
 from tests.unit.gate.gate_factories import MakeMeasurement
 
 SETTINGS = {
