@@ -3,8 +3,9 @@
 Same embedded server (tiny model), same body, same number of keep-alive connections; wrk, our loop
 with its lean HTTP/1.1 client and our loop on aiohttp run in alternating rounds so drift hits all
 three. wrk (Debian package ``wrk``) POSTs through a small Lua script. Prints req/s of each round and
-the ratios of medians.
+the ratios of medians. Without wrk it stops at once (exit 2) with the command that installs it.
 
+    sudo apt-get install wrk    # once; macOS: brew install wrk
     .venv/bin/python benchmarks/load_vs_wrk.py [--connections 8] [--seconds 10] [--rounds 2]
 """
 
@@ -27,6 +28,10 @@ from pytest_tfserving.load import LoadConfig, PayloadOptions, StabilityRule, cli
 from pytest_tfserving.load.payloads import build_pool, fetch_signature
 from pytest_tfserving.models.tiny import export_tiny_model_in_child
 
+WRK_MISSING = (
+    "load_vs_wrk: wrk is not on PATH, and this benchmark measures our load loop against it. Install it "
+    "with: sudo apt-get install wrk (Debian/Ubuntu; macOS: brew install wrk), then run this again."
+)
 LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local f = io.open(os.getenv("WRK_BODY"), "rb")
@@ -57,7 +62,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        print("wrk not found: apt-get install wrk")
+        print(WRK_MISSING, file=sys.stderr)
         return 2
     print(f"load average: {os.getloadavg()}  cores: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:

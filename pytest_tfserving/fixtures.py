@@ -6,7 +6,7 @@ Override ``tfserving_spec`` in a conftest.py to choose what the default ``tfserv
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,9 +16,12 @@ from pytest_tfserving.backends.base import RunningServer
 from pytest_tfserving.models.variants import build_model_variant
 from pytest_tfserving.options import Settings
 from pytest_tfserving.perf.handle import PerfHandle
+from pytest_tfserving.perf.progress import Progress, Silent
+from pytest_tfserving.report.progress import progress_for
 from pytest_tfserving.services.redis_service import RedisService
 from pytest_tfserving.serving.spec import ModelSpec, ServerSpec
 from pytest_tfserving.session import SESSION_KEY, TfservingSession
+from pytest_tfserving.tf_extra import MissingTensorFlow
 
 
 def _session(config: pytest.Config) -> TfservingSession:
@@ -40,8 +43,9 @@ def plugin_settings(config: pytest.Config) -> Settings | None:
 class ModelVariants:
     """Builds (or reuses from the content-addressed cache) served variants of a model."""
 
-    def __init__(self, cache_dir: Path) -> None:
+    def __init__(self, cache_dir: Path, progress: Callable[[str], Progress] | None = None) -> None:
         self.cache_dir = cache_dir
+        self._progress = progress or (lambda label: Silent())
 
     def build(
         self,
@@ -54,15 +58,20 @@ class ModelVariants:
         seed: int = 0,
     ) -> ModelSpec:
         """``source``: a keras.Model or a SavedModel directory. Returns a ModelSpec ready to serve."""
-        return build_model_variant(
-            source,
-            name=name,
-            variant=variant,
-            cache_dir=self.cache_dir,
-            version=version,
-            representative_dataset=representative_dataset,
-            seed=seed,
-        )
+        try:
+            return build_model_variant(
+                source,
+                name=name,
+                variant=variant,
+                cache_dir=self.cache_dir,
+                version=version,
+                representative_dataset=representative_dataset,
+                seed=seed,
+                progress=self._progress(f"tfserving_models {name}@{variant}"),
+            )
+        except MissingTensorFlow as exc:
+            missing = str(exc)
+        pytest.fail(missing, pytrace=False)  # a missing install, not a bug: the fix, and no traceback
 
 
 class ServerFactory(Protocol):
@@ -78,9 +87,13 @@ def tfserving_settings(pytestconfig: pytest.Config) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def tfserving_models(tfserving_settings: Settings) -> ModelVariants:
-    """``tfserving_models.build(model, name="resnet", variant="int8")`` -> ModelSpec (cached by content)."""
-    return ModelVariants(tfserving_settings.tfserving_model_cache)
+def tfserving_models(tfserving_settings: Settings, pytestconfig: pytest.Config) -> ModelVariants:
+    """``tfserving_models.build(model, name="resnet", variant="int8")`` -> ModelSpec (cached by content).
+
+    A build (not a reuse) shows its steps in the terminal like a measurement's progress."""
+    return ModelVariants(
+        tfserving_settings.tfserving_model_cache, lambda label: progress_for(pytestconfig, label)
+    )
 
 
 @pytest.fixture(scope="session")

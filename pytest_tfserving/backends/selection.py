@@ -6,12 +6,16 @@ server (and can tell numbers from different backends apart).
 
 from __future__ import annotations
 
-from pytest_tfserving.backends.base import Backend, BackendError
+from pathlib import Path
+
+from pytest_tfserving.backends.base import Backend, BackendError, RunningServer
 from pytest_tfserving.backends.binary import DEFAULT_BINARY, BinaryBackend, find_binary
 from pytest_tfserving.backends.docker import DockerBackend
 from pytest_tfserving.backends.embedded import EmbeddedBackend
 from pytest_tfserving.backends.engine import engine_status, image_status, no_engine_error
 from pytest_tfserving.backends.external import ExternalBackend
+from pytest_tfserving.serving.spec import ServerSpec
+from pytest_tfserving.tf_extra import EMBEDDED_SERVER_MODULES, tf_extra_problem
 
 BACKENDS: tuple[str, ...] = ("auto", "docker", "binary", "embedded", "external")
 
@@ -35,6 +39,7 @@ def select_backend(
     if choice not in BACKENDS:
         raise BackendError(f"unknown backend {requested!r}; choose one of: {', '.join(BACKENDS)}")
     if choice == "embedded":
+        _require_embedded_server()
         return EmbeddedBackend(), "embedded: requested"
     if choice == "external":
         backend = ExternalBackend(external_grpc or "", external_rest or "")
@@ -64,4 +69,40 @@ def select_backend(
         return BinaryBackend(path), f"binary: {path} ({docker_why})"
     wanted = binary or DEFAULT_BINARY
     where = "at that path" if binary and "/" in binary else "on PATH"
-    return EmbeddedBackend(), f"embedded: {docker_why} and no {wanted} {where}"
+    why = f"{docker_why} and no {wanted} {where}"
+    problem = _embedded_server_problem()
+    if problem is not None:
+        reason = f"auto found no server to start: {why}; the embedded backend would be next, but {problem}"
+        return NoUsableBackend(reason), f"unavailable: {reason}"
+    return EmbeddedBackend(), f"embedded: {why}"
+
+
+class NoUsableBackend:
+    """What ``auto`` picks when nothing here can serve (light install, no engine, no binary): the session
+    still runs, so tests that start no server pass, and the first server asked for fails with the fix."""
+
+    name = "unavailable"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def start(self, spec: ServerSpec, workdir: Path, startup_timeout_s: float) -> RunningServer:
+        raise BackendError(f"no backend can start a TF Serving server here: {self.reason}")
+
+
+def _embedded_server_problem() -> str | None:
+    """Why the embedded server cannot run in this environment (it imports TensorFlow), with the fix."""
+    problem = tf_extra_problem("the embedded backend", EMBEDDED_SERVER_MODULES)
+    if problem is None:
+        return None
+    return (
+        f"{problem}; or serve elsewhere: --tfserving-backend=docker, binary, or external with "
+        "--tfserving-target and --tfserving-rest-url"
+    )
+
+
+def _require_embedded_server() -> None:
+    """Explicitly asked for: a usage error before any test, not a failed server start in the first one."""
+    problem = _embedded_server_problem()
+    if problem is not None:
+        raise BackendError(problem)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 import sys
 
-from pytest_tfserving.embedded.main import main
+from pytest_tfserving.tf_extra import EMBEDDED_SERVER_MODULES, tf_extra_problem
+
+problem = tf_extra_problem("the embedded server", EMBEDDED_SERVER_MODULES)
+if problem is not None:
+    sys.exit(f"error: {problem}")
+
+from pytest_tfserving.embedded.main import main  # noqa: E402 - imports TensorFlow
 
 code = main()
 sys.stdout.flush()

@@ -53,7 +53,7 @@ def runtime_closure(roots: tuple[str, ...] = RUNTIME_ROOTS) -> dict[str, str]:
         except metadata.PackageNotFoundError as exc:
             raise LockError(
                 f"{name} is not installed in this environment; install the project's dependencies "
-                "(pip install -e .) before locking the image"
+                "(pip install -e '.[tf]') before locking the image"
             ) from exc
         found[name] = dist.version
         for line in dist.requires or []:

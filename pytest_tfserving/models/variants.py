@@ -32,7 +32,9 @@ from pytest_tfserving.models.tflite import (
     input_signature,
     materialize_dataset,
 )
+from pytest_tfserving.perf.progress import Progress, Silent
 from pytest_tfserving.serving.spec import TFLITE_VARIANTS, VARIANTS, ModelSpec, SpecError, Variant
+from pytest_tfserving.tf_extra import require_tf_extra
 
 CACHE_FORMAT = 2
 """Bump when the layout, the key or conversion settings change, so old entries are not reused.
@@ -85,15 +87,18 @@ def build_model_variant(
     version: int = 1,
     representative_dataset: RepresentativeDataset | None = None,
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> ModelSpec:
     """A ModelSpec whose ``base_path`` serves ``source`` as ``variant``, built now or reused.
 
     ``source`` is a keras.Model or a SavedModel directory with a ``serving_default`` signature.
     For ``int8`` the calibration data is ``representative_dataset`` (read once; dicts
     ``{input_name: array}``) or, when None, 64 seeded samples uniform in [0, 1) drawn from the input
-    signature; ``seed`` only affects that generated data. Raises SpecError for bad input and
-    ModelBuildError when conversion fails.
+    signature; ``seed`` only affects that generated data. ``progress`` hears each step of a build
+    (a reused entry says nothing): builds take seconds to minutes. Raises SpecError for bad input,
+    ModelBuildError when conversion fails and MissingTensorFlow without the [tf] extra.
     """
+    require_tf_extra(f"building model variant {variant!r} of {name!r} (tfserving_models.build)")
     import tensorflow as tf
 
     _check_variant(variant)
@@ -137,18 +142,25 @@ def build_model_variant(
     digest = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()
     entry = f"{name}-{variant}-{digest[:16]}"
 
+    report = progress or Silent()
+    build_started = time.monotonic()
+
     def build(tmp: Path) -> None:
         version_dir = tmp / name / str(version)
         export_dir = savedmodel
         if keras_model is not None:
             from pytest_tfserving.models.tiny import export_savedmodel
 
+            report.phase("exporting the keras model as a SavedModel")
             export_dir = export_savedmodel(keras_model, tmp / "export")
         assert export_dir is not None
         if variant in TFLITE_VARIANTS:
             calibration_samples = samples
             if variant == "int8" and calibration_samples is None:
                 calibration_samples = generated_dataset(input_signature(export_dir), seed)
+            n_samples = len(calibration_samples or ())
+            calibrating = f", calibrating on {n_samples} samples" if n_samples else ""
+            report.phase(f"converting to TFLite {variant}{calibrating}")
             tflite = convert(export_dir, variant, calibration_samples)
             version_dir.mkdir(parents=True)
             (version_dir / TFLITE_FILE).write_bytes(tflite)
@@ -156,6 +168,7 @@ def build_model_variant(
             version_dir.parent.mkdir(parents=True)
             os.rename(export_dir, version_dir)
         else:
+            report.phase("copying the SavedModel")
             shutil.copytree(export_dir, version_dir)
         if keras_model is not None and (tmp / "export").exists():
             shutil.rmtree(tmp / "export")
@@ -163,6 +176,8 @@ def build_model_variant(
         (tmp / BUILD_INFO).write_text(json.dumps(info, indent=2, sort_keys=True))
 
     hit = cached_build(Path(cache_dir), entry, build)
+    if hit.built:
+        report.done(f"built {variant} in {time.monotonic() - build_started:.1f} s: {hit.path}")
     return ModelSpec(name=name, base_path=hit.path / name, variant=variant)  # type: ignore[arg-type]
 
 

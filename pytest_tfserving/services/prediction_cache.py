@@ -20,6 +20,8 @@ from typing import Any, Generic, Protocol, TypeVar
 import redis
 import redis.asyncio
 
+from pytest_tfserving.tf_extra import require_tf_extra
+
 DEFAULT_PREFIX = "pytest-tfserving:predict:"
 DEFAULT_SIGNATURE = "serving_default"
 REDIS_FAILURES: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
@@ -207,6 +209,7 @@ class _CacheCore(Generic[Req, Resp]):
         self.retry_after_s = retry_after_s
         self._key_fn = key_fn
         if codec is None:
+            require_tf_extra("the default PredictResponse codec", ("tensorflow_serving",))
             from tensorflow_serving.apis import predict_pb2
 
             codec = ProtoCodec(predict_pb2.PredictResponse)

@@ -1,8 +1,9 @@
 """The ``--model_config_file`` (a text ModelServerConfig): written and read with the real proto.
 
-Using ``tensorflow_serving.config.model_server_config_pb2`` and ``text_format`` means a file we write
-is one tensorflow_model_server accepts, and a file we read (the embedded server does) is rejected
-for the same reasons the real server would reject it, with a message that says what to change.
+Using upstream's ModelServerConfig descriptor (``serving.config_protos``, no TensorFlow needed) and
+``text_format`` means a file we write is one tensorflow_model_server accepts, and a file we read (the
+embedded server does) is rejected for the same reasons the real server would reject it, with a message
+that says what to change.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf import text_format
-from tensorflow_serving.config import model_server_config_pb2
 
+from pytest_tfserving.serving.config_protos import config_message
 from pytest_tfserving.serving.spec import ModelSpec, SpecError, VersionPolicy
 
 PLATFORM = "tensorflow"
@@ -46,7 +48,7 @@ class ModelConfigEntry:
     version_policy: VersionPolicy
 
 
-def _policy_to_proto(policy: VersionPolicy, config: model_server_config_pb2.ModelConfig) -> None:
+def _policy_to_proto(policy: VersionPolicy, config: Any) -> None:
     target = config.model_version_policy
     if policy.kind == "latest":
         target.latest.num_versions = policy.num_versions
@@ -56,7 +58,7 @@ def _policy_to_proto(policy: VersionPolicy, config: model_server_config_pb2.Mode
         target.specific.versions.extend(policy.versions)
 
 
-def _policy_from_proto(config: model_server_config_pb2.ModelConfig) -> VersionPolicy:
+def _policy_from_proto(config: Any) -> VersionPolicy:
     policy = config.model_version_policy
     which = policy.WhichOneof("policy_choice")
     if which == "all":
@@ -74,7 +76,7 @@ def model_config_text(models: Sequence[ModelSpec], base_path_of: Callable[[Model
     sees (a container path for docker, the host path for a local binary)."""
     if not models:
         raise SpecError("no models to serve; add at least one ModelSpec")
-    config = model_server_config_pb2.ModelServerConfig()
+    config = config_message("ModelServerConfig")
     seen: set[str] = set()
     for model in models:
         model.validate()
@@ -104,7 +106,7 @@ def _explain_parse_error(exc: text_format.ParseError) -> SpecError:
 
 def parse_model_config(text: str) -> list[ModelConfigEntry]:
     """Read a ``--model_config_file`` and refuse what tensorflow_model_server would refuse."""
-    config = model_server_config_pb2.ModelServerConfig()
+    config = config_message("ModelServerConfig")
     try:
         text_format.Parse(text, config)
     except text_format.ParseError as exc:
