@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import stat as stat_module
 import statistics
 import subprocess
 import tempfile
@@ -288,9 +289,17 @@ def load_baseline(path: Path | str, nodeid: str | None = None) -> Baseline | Non
     return baseline
 
 
+# The temp file an atomic write renames into place: hidden, named after its target and the writing
+# process (``.NAME.json.PID.RANDOM.tmp``), so a later session can tell one left by a killed writer.
+_TEMP_NAME = re.compile(r"\.(?P<target>[A-Za-z0-9_.-]+\.json)\.(?P<pid>[0-9]+)\.(?P<random>\w+)\.tmp")
+# /proc's boot time is whole seconds: a process that started this much after the temp file's last
+# write cannot have written it (its pid was reused).
+_START_TIME_SLACK_S = 2.0
+
+
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
@@ -302,6 +311,63 @@ def _atomic_write(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds), from Linux's /proc; None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        boot = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
+        return int(boot.split()[1]) + int(stat[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _writer_gone(pid: int, written_at: float) -> bool:
+    """No live process with ``pid`` could still be writing a temp file last written at ``written_at``:
+    none has that pid, or the one that has it started after the write (a reused pid)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, another user's
+    except OverflowError:
+        return True  # no such pid can exist
+    started = _process_start(pid)
+    return started is not None and started > written_at + _START_TIME_SLACK_S
+
+
+def remove_stale_temp_files(directory: Path | str) -> list[Path]:
+    """Delete the temp files that killed baseline writes (SIGKILL, OOM, a cancelled CI job) left in
+    ``directory``: only names of ``_atomic_write``'s pattern whose writing process is gone. Anything
+    else, and the temp file of a write in progress, is left alone. Returns what was removed."""
+    try:
+        entries = sorted(Path(directory).iterdir())
+    except OSError:
+        return []  # no baselines folder yet, or unreadable: nothing of ours to clean
+    removed = []
+    for entry in entries:
+        match = _TEMP_NAME.fullmatch(entry.name)
+        if match is None:
+            continue
+        try:
+            info = entry.lstat()
+            if not stat_module.S_ISREG(info.st_mode) or not _writer_gone(int(match["pid"]), info.st_mtime):
+                continue
+            entry.unlink()
+        except OSError:
+            continue  # gone meanwhile (another session cleaned it) or not ours to delete
+        removed.append(entry)
+    return removed
+
+
+def stale_temp_files_line(directory: Path | str, removed: Sequence[Path]) -> str:
+    """The one line a session prints after ``remove_stale_temp_files`` removed something."""
+    names = ", ".join(p.name for p in removed[:3])
+    names += f" and {len(removed) - 3} more" if len(removed) > 3 else ""
+    return (f"removed {len(removed)} temp file{'s' if len(removed) != 1 else ''} of interrupted "
+            f"baseline writes from {directory}: {names}")
 
 
 def write_baseline(

@@ -9,7 +9,7 @@ Pure functions and frozen dataclasses; no pytest imports.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -44,6 +44,24 @@ CHOICE_SETTINGS: Mapping[str, tuple[str, ...]] = {
 # per measurement it loosens and not at all for a test that sets its own tolerance.
 RECORDED_ONLY: tuple[str, ...] = ("perf_tolerance",)
 SESSION_SETTINGS: tuple[str, ...] = (*NUMERIC_SETTINGS, *CHOICE_SETTINGS, *RECORDED_ONLY)
+# The window settings one measurement actually ran with, by perf.measure's argument names: the test
+# body's values (``perf.measure(min_windows=3, window_s=0.1)``), else the session's. Fewer or shorter
+# windows are looser, for the reasons above, wherever they are set; ``rounds`` is
+# ``perf.single_request``'s (fewer timed requests per window).
+WINDOW_SETTINGS: Mapping[str, Looser] = {
+    "min_windows": "lower",
+    "max_windows": "lower",
+    "window_s": "lower",
+    "rounds": "lower",
+}
+# The session setting each defaults to: when both sides recorded the effective value, it is compared
+# instead (an ini change that a test overrides does not loosen that test; one it does not override is
+# named once, as its effective value).
+WINDOW_DEFAULTS: Mapping[str, str] = {
+    "min_windows": "perf_min_windows",
+    "max_windows": "perf_max_windows",
+    "window_s": "perf_window",
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +73,8 @@ class GateSettings:
     tolerances: Mapping[str, float] = field(default_factory=dict)  # per gated metric
     ceilings: Mapping[str, float] = field(default_factory=dict)  # marker key -> limit
     settings: Mapping[str, Scalar] = field(default_factory=dict)  # SESSION_SETTINGS by ini name
+    # WINDOW_SETTINGS as this measurement ran; empty: not known (perf.record, an older plugin).
+    windows: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +82,7 @@ class GateSettings:
             "tolerances": dict(sorted(self.tolerances.items())),
             "ceilings": dict(sorted(self.ceilings.items())),
             "settings": dict(sorted(self.settings.items())),
+            **({"windows": dict(sorted(self.windows.items()))} if self.windows else {}),
         }
 
     @classmethod
@@ -72,6 +93,7 @@ class GateSettings:
             tolerances={str(k): float(v) for k, v in dict(data.get("tolerances") or {}).items()},
             ceilings={str(k): float(v) for k, v in dict(data.get("ceilings") or {}).items()},
             settings={str(k): _scalar(v) for k, v in dict(data.get("settings") or {}).items()},
+            windows={str(k): float(v) for k, v in dict(data.get("windows") or {}).items()},
         )
 
 
@@ -81,14 +103,18 @@ def _scalar(value: Any) -> Scalar:
     raise TypeError(f"gate setting value {value!r} is not a number or a string")
 
 
-def gate_settings_of(checks: PerfChecks, settings: Any) -> GateSettings:
-    """The record for a test's parsed marker under this session's ``Settings``."""
+def gate_settings_of(
+    checks: PerfChecks, settings: Any, windows: Mapping[str, float] | None = None
+) -> GateSettings:
+    """The record for a test's parsed marker under this session's ``Settings``; ``windows``: the
+    WINDOW_SETTINGS one measurement ran with (``perf.handle.Recorded.windows``)."""
     session = {name: getattr(settings, name) for name in SESSION_SETTINGS if hasattr(settings, name)}
     return GateSettings(
         metrics=tuple(checks.gate),
         tolerances={metric: checks.tolerance_for(metric) for metric in checks.gate},
         ceilings={c.key: c.limit for c in checks.ceilings},
         settings=session,
+        windows={name: float(value) for name, value in (windows or {}).items() if name in WINDOW_SETTINGS},
     )
 
 
@@ -142,10 +168,15 @@ def _ceiling_changes(old: Mapping[str, float], new: Mapping[str, float]) -> list
     return changes
 
 
-def _setting_changes(old: Mapping[str, Scalar], new: Mapping[str, Scalar]) -> list[GateChange]:
-    """Settings recorded on both sides (one recorded by an older plugin is not compared)."""
+def _setting_changes(
+    old: Mapping[str, Scalar], new: Mapping[str, Scalar], skip: Collection[str] = ()
+) -> list[GateChange]:
+    """Settings recorded on both sides (one recorded by an older plugin is not compared), but those
+    in ``skip``."""
     changes: list[GateChange] = []
     for name, looser_when in NUMERIC_SETTINGS.items():
+        if name in skip:
+            continue
         a, b = old.get(name), new.get(name)
         if isinstance(a, (int, float)) and isinstance(b, (int, float)):
             change = _compare_number(name, float(a), float(b), looser_when)
@@ -164,7 +195,7 @@ def _setting_changes(old: Mapping[str, Scalar], new: Mapping[str, Scalar]) -> li
 
 def compare_gates(ref: GateSettings, now: GateSettings) -> tuple[GateChange, ...]:
     """Every way ``now`` gates differently from ``ref``: loosenings and tightenings, in a stable order
-    (gated metrics, tolerances, ceilings, session settings)."""
+    (gated metrics, tolerances, ceilings, session settings, the windows as measured)."""
     changes = [
         *(GateChange(f"gated metric {m}", "gated", "not gated", looser=True)
           for m in ref.metrics if m not in now.metrics),
@@ -178,5 +209,12 @@ def compare_gates(ref: GateSettings, now: GateSettings) -> tuple[GateChange, ...
             if change is not None:
                 changes.append(change)
     changes += _ceiling_changes(ref.ceilings, now.ceilings)
-    changes += _setting_changes(ref.settings, now.settings)
+    both = [name for name in WINDOW_SETTINGS if name in ref.windows and name in now.windows]
+    changes += _setting_changes(ref.settings, now.settings,
+                                skip={WINDOW_DEFAULTS[name] for name in both if name in WINDOW_DEFAULTS})
+    for name in both:
+        change = _compare_number(f"{name} (as measured)", ref.windows[name], now.windows[name],
+                                 WINDOW_SETTINGS[name])
+        if change is not None:
+            changes.append(change)
     return tuple(changes)

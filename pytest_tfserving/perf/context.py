@@ -28,6 +28,9 @@ class Recorded:
     verdicts: list[MetricVerdict]
     notes: list[str] = field(default_factory=list)
     deployment: dict[str, Any] | None = None  # what was measured, for --update-baselines
+    # The window settings it ran with (gate_settings.WINDOW_SETTINGS): recorded with its baseline and
+    # compared under --baseline-ref, so a test body cannot shorten its own measurement unnoticed.
+    windows: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -226,8 +226,9 @@ class PerfHandle:
                     )
             self._summary(label, measurement, verdicts)
             deployment = self._context.deployment(server)
+            ran_with = {"min_windows": rule.min_windows, "max_windows": rule.max_windows, "window_s": window}
             self.recorded.append(
-                Recorded(name, measurement, fingerprint, baseline, verdicts, notes, deployment)
+                Recorded(name, measurement, fingerprint, baseline, verdicts, notes, deployment, ran_with)
             )
             return measurement
 
@@ -315,6 +316,7 @@ class PerfHandle:
         ``measure``'s job. ``benchmark`` can be used once per test, so an inconclusive verdict is
         not re-measured, and --ab-baseline does not apply (a note says so).
         """
+        windows = windows or self._context.settings.perf_min_windows
         with crash_explains_errors(server):
             server.check_alive()
             with open_loads(self._loads(load), server) as (config,):
@@ -323,10 +325,11 @@ class PerfHandle:
                     benchmark,
                     rounds=rounds,
                     warmup_rounds=warmup_rounds,
-                    windows=windows or self._context.settings.perf_min_windows,
+                    windows=windows,
                 )
             server.check_alive()
-        self.record(measurement, server, name=name)
+        self._record(measurement, server, name,
+                     {"min_windows": windows, "max_windows": windows, "rounds": rounds})
         if self._context.settings.ab_baseline:
             self.recorded[-1].notes.append(
                 "--ab-baseline: judged against the stored runs: single-request latency is timed once, "
@@ -336,6 +339,11 @@ class PerfHandle:
 
     def record(self, measurement: Measurement, server: Server, *, name: str | None = None) -> None:
         """Record a measurement made elsewhere (judged against its baseline like ``measure``'s)."""
+        self._record(measurement, server, name, {})
+
+    def _record(
+        self, measurement: Measurement, server: Server, name: str | None, windows: dict[str, float]
+    ) -> None:
         baseline, notes = self._context.find_baseline(name)
         fingerprint = self._context.fingerprint(server)
         verdicts: list[MetricVerdict] = []
@@ -343,7 +351,8 @@ class PerfHandle:
             alpha = per_verdict_look(self._alpha.next_call(), len(self.checks.gate), 1)
             verdicts = self._judge(baseline, measurement, fingerprint, alpha)
         deployment = self._context.deployment(server)
-        self.recorded.append(Recorded(name, measurement, fingerprint, baseline, verdicts, notes, deployment))
+        self.recorded.append(Recorded(name, measurement, fingerprint, baseline, verdicts, notes, deployment,
+                                      windows))
 
     def _judge(
         self,

@@ -9,7 +9,11 @@ skip teardown:
 - SIGINT / KeyboardInterrupt: pytest runs fixture teardown as usual, and ``atexit`` covers the rest;
 - the parent dying hard (SIGKILL, OOM): no Python code runs, so child *processes* are started with
   ``PR_SET_PDEATHSIG=SIGKILL`` on Linux (see ``parent_death_preexec``) and the kernel kills them;
-  containers are reaped by testcontainers' Ryuk sidecar when it is enabled (the default).
+  containers are reaped by testcontainers' Ryuk sidecar when it is enabled (the default);
+- a launched process's descendants in sessions of their own (``setsid``): on Linux this process
+  becomes a child subreaper once it registers something (``become_subreaper``), so they stay in
+  our process tree, and ``ManagedProcess.stop`` kills those its launch started
+  (``process.descendants``).
 
 Every entry's ``stop`` must be idempotent; ``stop_all`` tolerates failures of single entries.
 """
@@ -41,11 +45,15 @@ _installed = False
 _previous_sigterm: Any = None
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+_subreaper_pid = 0  # the process that is a subreaper: a fork's child is not (the flag is not inherited)
 
 
 def register(resource: Stoppable) -> Stoppable:
-    """Track ``resource`` until ``unregister`` (returns it, to chain). Installs the handlers on first use."""
+    """Track ``resource`` until ``unregister`` (returns it, to chain). Installs the handlers and
+    makes this process a subreaper on first use."""
     install_handlers()
+    become_subreaper()
     with _lock:
         _entries[id(resource)] = resource
     return resource
@@ -113,6 +121,22 @@ def _load_prctl() -> Callable[[int, int, int, int, int], int] | None:
 
 
 _prctl = _load_prctl()
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux ``PR_SET_CHILD_SUBREAPER``):
+    a process that a server detached with ``setsid`` or a double fork re-parents to us, not to init,
+    so the stop of its launch can still find it. Once per process; False where unsupported.
+
+    The cost: an orphan of anything in this process tree that exits on its own stays a zombie until
+    this process exits (then init reaps it); only the orphans ``process.descendants`` kills are reaped.
+    """
+    global _subreaper_pid
+    with _lock:
+        me = os.getpid()
+        if _subreaper_pid != me and _prctl is not None and _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0:
+            _subreaper_pid = me
+        return _subreaper_pid == me
 
 
 def _set_parent_death_signal() -> None:

@@ -3,8 +3,9 @@
 Shared by the embedded and binary server backends, the benchmarks' ``start_server`` and the local redis
 service, so the rules live in one place: start_new_session (the whole group can be signalled),
 PR_SET_PDEATHSIG on Linux (the child dies with us even on SIGKILL), stdout+stderr into one log file,
-registration in ``pytest_tfserving.process.cleanup`` so SIGTERM and interpreter exit stop it, and one
-retry rule for servers that lose a race for a port we picked.
+registration in ``pytest_tfserving.process.cleanup`` so SIGTERM and interpreter exit stop it (and what
+it detached with ``setsid``: ``process.descendants``), and one retry rule for servers that lose a race
+for a port we picked.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_tfserving.process import cleanup
+from pytest_tfserving.process import cleanup, descendants
 from pytest_tfserving.process.errors import BackendError, ServerCrashed, tail
 from pytest_tfserving.process.ports import address_in_use, free_loopback_ports
 from pytest_tfserving.process.wait import WaitStrategy, wait_until_ready
@@ -45,6 +46,11 @@ class ManagedProcess:
         self.log_path = Path(log_path)
         self.name = name or Path(self.argv[0]).name
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # Inherited by its descendants: what ``stop`` kills beyond the process group. Subreaper
+        # before the start, so a helper orphaned at once (a double fork) still re-parents to us.
+        self.token = descendants.launch_token()
+        cleanup.become_subreaper()
+        child_env = {**(os.environ if env is None else env), descendants.LAUNCH_ENV: self.token}
         log_file = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps writing after we return
         try:
             self.popen = subprocess.Popen(
@@ -52,7 +58,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                env=dict(env) if env is not None else None,
+                env=child_env,
                 cwd=str(cwd) if cwd else None,
                 start_new_session=True,
                 preexec_fn=cleanup.parent_death_preexec(),  # see cleanup.parent_death_preexec
@@ -98,7 +104,8 @@ class ManagedProcess:
         )
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
-        """SIGTERM the process group, wait ``grace_s``, then SIGKILL the group; reap the child."""
+        """SIGTERM the process group, wait ``grace_s``, then SIGKILL the group; reap the child; then
+        SIGKILL what it started outside its group (``descendants.kill_launched``)."""
         if self._stopped:
             return
         self._stopped = True
@@ -112,6 +119,7 @@ class ManagedProcess:
         _signal_group(pgid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=REAP_TIMEOUT_S)
+        descendants.kill_launched(self.token, spare=(self.pid,))
 
     def __repr__(self) -> str:
         return f"ManagedProcess({self.name!r}, pid={self.pid}, log={str(self.log_path)!r})"

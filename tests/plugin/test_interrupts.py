@@ -197,3 +197,38 @@ def test_sigint_while_the_server_starts_stops_it(
     assert not (perf_project.path / "pids.txt").exists(), "the interrupt should land before the server is up"
     assert proc.returncode == 2, log.read_text()[-4000:]
     assert not leftovers(servers, set(servers)), log.read_text()[-4000:]
+
+
+# Writes a baseline file's text to argv[1] with the plugin's atomic write and SIGKILLs itself at the
+# rename, as an OOM kill or a cancelled CI job would: its temp file stays behind.
+KILLED_AT_THE_RENAME = """
+import os, signal, sys
+from pathlib import Path
+from pytest_tfserving.gate.baselines import _atomic_write
+
+def kill_at_the_rename(event, args):
+    if event == "os.rename":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+sys.addaudithook(kill_at_the_rename)
+_atomic_write(Path(sys.argv[1]), "{}")
+"""
+
+
+def test_the_next_session_removes_what_a_killed_baseline_write_left(perf_project: pytest.Pytester) -> None:
+    baselines = perf_project.path / "baselines"
+    writer = subprocess.run([sys.executable, "-c", KILLED_AT_THE_RENAME, str(baselines / "t.json")],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert writer.returncode == -signal.SIGKILL, writer.stderr
+    (left,) = baselines.iterdir()
+    assert left.name.startswith(".t.json.") and left.name.endswith(".tmp")
+    (baselines / "notes.tmp").write_text("not ours")
+    perf_project.makepyfile(test_plain="def test_nothing_to_measure():\n    pass\n")
+
+    result = perf_project.runpytest("--tfserving-backend=embedded", "-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        f"note: removed 1 temp file of interrupted baseline writes from {baselines}: {left.name}"
+    ])
+    assert [p.name for p in baselines.iterdir()] == ["notes.tmp"]

@@ -28,6 +28,8 @@ def test_single_request_is_baselined_judged_and_reported(
     baseline = json.loads((perf_project.path / "baselines" / "test_single__test_single.json").read_text())
     assert baseline["measurement"]["extra"]["benchmark_rounds"] == 60
     assert len(baseline["measurement"]["windows"]) == 6  # --perf-min-windows
+    # What it ran with, compared under --baseline-ref: fewer rounds or windows loosen its gate.
+    assert baseline["gate_settings"]["windows"] == {"max_windows": 6.0, "min_windows": 6.0, "rounds": 60.0}
     # pytest-benchmark's own table is printed as usual beside ours.
     result.stdout.fnmatch_lines(["*tfserving performance*", "*benchmark: 1 tests*", "test_single *60*"])
 

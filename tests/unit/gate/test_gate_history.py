@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from pytest_tfserving.gate.baselines import (
     Baseline,
@@ -21,7 +22,7 @@ from pytest_tfserving.gate.baselines import (
     write_baseline,
 )
 from pytest_tfserving.gate.judge import judge, judge_metric
-from pytest_tfserving.gate.verdicts import MetricVerdict
+from pytest_tfserving.gate.verdicts import DEFAULT_MIN_RUNS, MetricVerdict
 from tests.unit.gate.gate_factories import FINGERPRINT, MakeMeasurement, build_measurement, lognormal_p50s
 
 NODEID = "perf_suites/test_resnet.py::test_fp32[grpc]"
@@ -210,3 +211,27 @@ def test_a_history_recorded_in_one_sitting_is_widened_to_the_drift_floor() -> No
     assert tight.verdict == "regression"
     slower = [v * 1.6 for v in history * 2]
     assert judge_metric("p50_ms", windows, slower, **four).verdict == "regression"
+
+
+@pytest.mark.parametrize("recorded", [1, 2, 4])
+def test_an_improvement_on_too_few_runs_claims_nothing_either(recorded: int) -> None:
+    """No claim either way before DEFAULT_MIN_RUNS: a PR 45 % faster against 1, 2 or 4 recorded runs
+    is inconclusive ("better ... unknown until 5"), as a regression is; with 5 runs it is an
+    improvement. An improvement that slipped through would restart the history and move the
+    baseline on a drift this runner has not shown yet."""
+    base = lognormal_p50s(0, cv=0.01)
+    faster = lognormal_p50s(1, cv=0.01, shift=-0.45)
+    history = [2.0, 2.02, 1.98, 2.01, 1.99][:recorded]
+    few = judge_metric("p50_ms", base, faster, baseline_runs=history)
+    assert few.verdict == "inconclusive", few.message()
+    assert few.change is not None and few.change < -0.4  # the change is still shown
+    assert not few.more_windows_help
+    runs = f"the baseline has {recorded} recorded run{'s' if recorded != 1 else ''} and"
+    assert "better beyond tolerance" in few.reason and runs in few.reason
+    assert f"unknown until {DEFAULT_MIN_RUNS} are" in few.reason
+    # Judged on the windows' own noise (--perf-run-drift 0), more windows would narrow the evidence,
+    # but what is missing is recorded runs: no "measure more windows".
+    windows_only = judge_metric("p50_ms", base, faster, baseline_runs=history, run_drift=0.0)
+    assert windows_only.verdict == "inconclusive" and not windows_only.more_windows_help
+    enough = judge_metric("p50_ms", base, faster, baseline_runs=[2.0, 2.02, 1.98, 2.01, 1.99])
+    assert enough.verdict == "improvement" and enough.baseline_runs == DEFAULT_MIN_RUNS

@@ -131,6 +131,55 @@ def test_settings_recorded_by_only_one_side_are_not_compared() -> None:
     assert compare_gates(older, replace(REF, settings={**SETTINGS, "perf_alpha": 0.0001})) == ()
 
 
+WINDOWS = {"min_windows": 6.0, "max_windows": 20.0, "window_s": 1.0}
+MEASURED = replace(REF, windows=WINDOWS)  # perf.measure without window arguments: the session's
+
+
+@pytest.mark.parametrize(
+    ("windows", "expected"),
+    [
+        ({"min_windows": 3}, ["min_windows (as measured): 6 -> 3 (looser)"]),
+        ({"max_windows": 8}, ["max_windows (as measured): 20 -> 8 (looser)"]),
+        ({"window_s": 0.1}, ["window_s (as measured): 1 -> 0.1 (looser)"]),
+        ({"window_s": 2.0, "max_windows": 30}, ["max_windows (as measured): 20 -> 30 (tighter)",
+                                                "window_s (as measured): 1 -> 2 (tighter)"]),
+    ],
+)
+def test_window_settings_in_the_test_body_are_compared(windows: dict[str, float],
+                                                       expected: list[str]) -> None:
+    """perf.measure(min_windows=3, window_s=0.1) in the PR's test body, the ini untouched."""
+    assert lines(MEASURED, replace(MEASURED, windows={**WINDOWS, **windows})) == expected
+
+
+def test_an_ini_window_change_is_named_once_and_only_where_it_applies() -> None:
+    ini = {**SETTINGS, "perf_min_windows": 3, "perf_window": 0.5}
+    # Not overridden in the body: the effective values change, named once each.
+    follows = replace(MEASURED, settings=ini, windows={**WINDOWS, "min_windows": 3, "window_s": 0.5})
+    assert lines(MEASURED, follows) == ["min_windows (as measured): 6 -> 3 (looser)",
+                                        "window_s (as measured): 1 -> 0.5 (looser)"]
+    # Overridden in the body at the ref and now: this measurement ran as before.
+    body = {"min_windows": 10.0, "max_windows": 20.0, "window_s": 2.0}
+    assert compare_gates(replace(REF, windows=body), replace(REF, settings=ini, windows=body)) == ()
+    # A ref recorded before the windows were (or a perf.record measurement): the ini values compare.
+    assert lines(REF, follows) == ["perf_min_windows: 6 -> 3 (looser)", "perf_window: 1 -> 0.5 (looser)"]
+
+
+def test_single_request_rounds_are_compared() -> None:
+    ref = replace(REF, windows={"min_windows": 6.0, "max_windows": 6.0, "rounds": 100.0})
+    assert lines(ref, replace(ref, windows={**ref.windows, "rounds": 10.0})) == [
+        "rounds (as measured): 100 -> 10 (looser)"]
+
+
+def test_the_windows_are_recorded_and_read_back() -> None:
+    settings = SimpleNamespace(**SETTINGS)
+    ran_with = {"min_windows": 3, "window_s": 0.1, "not_a_window_setting": 1}
+    record = gate_settings_of(parse_perf_marker({}), settings, ran_with)
+    assert record.windows == {"min_windows": 3.0, "window_s": 0.1}
+    assert record.to_dict()["windows"] == {"min_windows": 3.0, "window_s": 0.1}
+    assert GateSettings.from_dict(record.to_dict()) == record
+    assert "windows" not in gate_settings_of(parse_perf_marker({}), settings).to_dict()  # as before
+
+
 def test_from_dict_ignores_unknown_keys_and_rejects_bad_values() -> None:
     data = {**REF.to_dict(), "from_a_newer_plugin": 1}
     assert GateSettings.from_dict(data) == REF

@@ -120,3 +120,35 @@ def gone(pid: int, timeout_s: float = 10.0, poll_s: float = 0.05) -> bool:
             return True
         time.sleep(poll_s)
     return False
+
+
+# A sleeper under a new session whose parent exits at once: the daemonizing double fork. Prints the
+# sleeper's pid; with nobody to re-parent to below, init (or the nearest subreaper) adopts it.
+SPAWNS_A_DAEMON = """
+    import os, subprocess, sys
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        os.setsid()
+        daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)  # a daemon lets go of its stdio
+        os.write(write_end, str(daemon.pid).encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(middle, 0)
+    print(os.read(read_end, 32).decode(), flush=True)
+"""
+
+# A server that detaches two helpers from its process group, as daemons do: one in a session of its
+# own (setsid), one orphaned at once by a double fork (SPAWNS_A_DAEMON). Prints both pids, then idles.
+DETACHES_HELPERS = f"""
+    import subprocess, sys, textwrap, time
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    own_session = subprocess.Popen(sleeper, start_new_session=True)
+    spawner = subprocess.run([sys.executable, "-c", textwrap.dedent({SPAWNS_A_DAEMON!r})],
+                             capture_output=True, text=True, check=True)
+    print(f"helpers {{own_session.pid}} {{spawner.stdout.strip()}}", flush=True)
+    while True:
+        time.sleep(1)
+"""

@@ -4,7 +4,10 @@ A launched server dies with pytest anyway when pytest dies (``PR_SET_PDEATHSIG``
 handler only shows its worth on processes the parent-death signal does not reach: a server's own
 children (the setting is cleared on ``fork``), like a server that starts workers. Here pytest runs as
 its own process, launches such a server through ``process.launcher.launch`` inside a test, and is
-sent SIGTERM (as a CI runner cancelling a job sends it) while the test sleeps.
+sent SIGTERM (as a CI runner cancelling a job sends it) while the test sleeps. Workers in the server's
+group go with the group kill; helpers it detached (``setsid``, a double fork) only through the
+subreaper and the launch token (``process.descendants``), which must spare every process of the
+session that the plugin did not start.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import psutil
 import pytest
 
 import pytest_tfserving
-from tests.unit.process.children import HAS_GRANDCHILD, gone, python
+from tests.unit.process.children import DETACHES_HELPERS, HAS_GRANDCHILD, SPAWNS_A_DAEMON, gone, python
 
 # The test the inner session runs: launch the server of server_argv.json, publish the pids, sleep.
 HOLDS_A_SERVER_WITH_A_GRANDCHILD = """
@@ -45,6 +48,36 @@ def test_holds_a_server_with_a_grandchild(tmp_path):
     time.sleep(600)
 """
 
+# Launches the server of server_argv.json, which detaches two helpers from its process group; then,
+# beside it, starts two processes that are not the plugin's (as pytest-xdist workers, pytester runs or
+# a test's own daemon are): a child in its own session and an orphan this process adopts as subreaper.
+HOLDS_A_SERVER_THAT_DETACHES_HELPERS = """
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pytest_tfserving.process.launcher import Launch, launch
+from pytest_tfserving.process.wait import LogLineWait
+
+
+def test_holds_a_server_that_detaches_helpers(tmp_path):
+    here = Path(__file__).parent
+    ready = LogLineWait(r"helpers (?P<own>\\d+) (?P<daemon>\\d+)")
+    argv = json.loads((here / "server_argv.json").read_text())
+    server = launch(Launch(argv, tmp_path / "server.log", ready, name="server"), 60.0)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                                 start_new_session=True)
+    stray = subprocess.run(json.loads((here / "daemon_argv.json").read_text()),
+                           capture_output=True, text=True, check=True).stdout.strip()
+    pids = f"{server.pid} {ready.group('own')} {ready.group('daemon')} {bystander.pid} {stray}"
+    (here / "pids.tmp").write_text(pids)
+    os.replace(here / "pids.tmp", here / "pids.txt")
+    time.sleep(600)
+"""
+
 STARTUP_WAIT_S = 60.0
 EXIT_WAIT_S = 30.0
 GONE_WAIT_S = 5.0
@@ -63,12 +96,15 @@ def alive(pid: int) -> bool:
         return False
 
 
-@pytest.fixture
-def session(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    """``python -m pytest`` on the inner test (the plugin loads through its entry point); whatever is
-    left of it and of its server is killed at the end, so a red run leaves nothing behind."""
-    (tmp_path / "test_inner.py").write_text(HOLDS_A_SERVER_WITH_A_GRANDCHILD)
-    (tmp_path / "server_argv.json").write_text(json.dumps(python(HAS_GRANDCHILD)))
+@pytest.fixture(params=[(HOLDS_A_SERVER_WITH_A_GRANDCHILD, HAS_GRANDCHILD)], ids=["grandchild"])
+def session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """``python -m pytest`` on the inner test (the plugin loads through its entry point) with the
+    server script of the param; whatever is left of it and of its server is killed at the end, so a
+    red run leaves nothing behind."""
+    inner_test, server_script = request.param
+    (tmp_path / "test_inner.py").write_text(inner_test)
+    (tmp_path / "server_argv.json").write_text(json.dumps(python(server_script)))
+    (tmp_path / "daemon_argv.json").write_text(json.dumps(python(SPAWNS_A_DAEMON)))
     log = tmp_path / "pytest-output.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -117,3 +153,32 @@ def test_sigterm_stops_a_grandchild_the_parent_death_signal_misses(
         f"the server's child (pid {grandchild}) outlived the SIGTERMed session: nothing stopped the "
         "server's process group"
     )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="subreaper and /proc are Linux-only")
+@pytest.mark.parametrize("session", [(HOLDS_A_SERVER_THAT_DETACHES_HELPERS, DETACHES_HELPERS)], indirect=True,
+                         ids=["detached"])
+def test_sigterm_stops_what_the_server_detached_and_nothing_else(
+    session: tuple[subprocess.Popen[bytes], Path],
+) -> None:
+    """The server's helpers left its process group (setsid) or were orphaned at once (double fork):
+    the group kill misses both, the parent-death signal too. The session, a subreaper, finds them
+    by their launch's token and kills them; the processes beside the server that the plugin did not
+    start (a child in its own session, an adopted orphan) are left running."""
+    proc, log = session
+    server, own_session, daemon, bystander, stray = wait_for_pids(proc, log)
+    assert all(map(alive, (server, own_session, daemon, bystander, stray)))
+    assert server not in {os.getsid(own_session), os.getsid(daemon)}, "outside the server's session and group"
+
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=EXIT_WAIT_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"pytest did not exit within {EXIT_WAIT_S:.0f}s of SIGTERM:\n{log.read_text()[-4000:]}")
+
+    assert proc.returncode == -signal.SIGTERM, log.read_text()[-4000:]
+    assert gone(server, GONE_WAIT_S), "the launched server outlived the SIGTERMed session"
+    assert gone(own_session, GONE_WAIT_S), "the server's setsid child outlived the SIGTERMed session"
+    assert gone(daemon, GONE_WAIT_S), "the server's double-forked daemon outlived the SIGTERMed session"
+    assert alive(bystander), "the sweep killed a child of the session that the plugin did not start"
+    assert alive(stray), "the sweep killed an orphan the session adopted that the plugin did not start"

@@ -23,6 +23,7 @@ from pytest_tfserving.process.wait import LogLineWait
 from tests.unit.process.children import (
     ANNOUNCES_PORTS,
     BINDS_PORT,
+    DETACHES_HELPERS,
     DIES_EARLY,
     HAS_GRANDCHILD,
     IGNORES_SIGTERM,
@@ -79,6 +80,21 @@ def test_stop_kills_grandchildren_in_the_group(started: list[ManagedProcess], tm
     assert psutil.pid_exists(grandchild)
     process.stop()
     assert _gone(grandchild)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="subreaper and /proc are Linux-only")
+def test_stop_kills_and_reaps_what_the_server_detached(started: list[ManagedProcess], tmp_path: Path) -> None:
+    """Teardown (not only SIGTERM): a setsid child and a double-forked daemon of the server, outside
+    its group, are killed by their launch's token and reaped (no zombie stays with pytest)."""
+    line = LogLineWait(r"helpers (?P<own>\d+) (?P<daemon>\d+)")
+    process = launch(Launch(python(DETACHES_HELPERS), tmp_path / "e.log", line), 30.0)
+    started.append(process)
+    helpers = [int(line.group("own")), int(line.group("daemon"))]
+    assert all(psutil.Process(pid).ppid() in (process.pid, os.getpid()) for pid in helpers)  # adopted
+    process.stop(grace_s=2.0)
+    for pid in helpers:
+        assert _gone(pid), f"helper {pid} outlived the stop"
+        assert not psutil.pid_exists(pid), f"helper {pid} was killed but left a zombie"
 
 
 def test_check_alive_reports_the_exit_status_and_the_log_tail(
