@@ -97,6 +97,14 @@ def _text(value: str) -> str | None:
 
 OPTIONS: tuple[Option, ...] = (
     Option(
+        "--perf",
+        "tfserving_perf",
+        False,
+        _bool,
+        "run the perf tests even without `-m perf`; a plain `pytest` deselects them (default: false)",
+        flag=True,
+    ),
+    Option(
         "--tfserving-backend",
         "tfserving_backend",
         "auto",
@@ -336,6 +344,7 @@ OPTIONS: tuple[Option, ...] = (
 class Settings:
     """The resolved settings of one pytest session."""
 
+    tfserving_perf: bool
     tfserving_backend: str
     tfserving_image: str
     tfserving_tag: str

@@ -27,6 +27,8 @@ from pytest_tfserving.gate.baselines import (
     baseline_path,
     history_decision,
     load_baseline,
+    remove_stale_temp_files,
+    stale_temp_files_line,
     write_baseline,
 )
 from pytest_tfserving.gate.ceilings import check_ceilings, parse_perf_marker
@@ -37,6 +39,7 @@ from pytest_tfserving.gate.outcome import GatePolicy, gate_result
 from pytest_tfserving.options import Settings
 from pytest_tfserving.perf.handle import PerfContext, PerfHandle, Recorded
 from pytest_tfserving.process import cleanup
+from pytest_tfserving.report.failures import error_line
 from pytest_tfserving.report.gate_changes import GATE_REPORT_KEY, report_from_records, terminal_lines
 from pytest_tfserving.report.progress import progress_for
 from pytest_tfserving.report.records import TestRecord
@@ -81,6 +84,10 @@ class TfservingSession:
         self.perf_tests = 0
         self.gate_report: GateChangesReport | None = None
         cleanup.install_handlers()
+        if not _is_worker(config):  # what killed baseline writes left behind; a live writer's is kept
+            removed = remove_stale_temp_files(settings.baselines_dir)
+            if removed:
+                self.reporter.warnings.append(stale_temp_files_line(settings.baselines_dir, removed))
 
     # -- services --------------------------------------------------------------------------------
     def backend(self) -> tuple[Backend, str]:
@@ -161,9 +168,8 @@ class TfservingSession:
         # A failed assertion (pytest.fail included) is the test's verdict; anything else (a crashed
         # server, a broken backend) is an error of the measurement and is reported as one.
         failed = isinstance(exc, (AssertionError, pytest.fail.Exception))
-        self.reporter.records.append(
-            TestRecord(item.nodeid, error=f"{type(exc).__name__}: {exc}", assertion_failed=failed)
-        )
+        error = error_line(exc, Path(self.config.rootpath))
+        self.reporter.records.append(TestRecord(item.nodeid, error=error, assertion_failed=failed))
 
     def judge_test(self, item: pytest.Item) -> None:
         """Record the test's results; fail it as ``gate/outcome.py`` decides (ceilings, regressions,
@@ -179,9 +185,10 @@ class TfservingSession:
             return
         policy = GatePolicy.from_settings(self.settings)
         records: list[TestRecord] = []
-        # What the measurements are gated with: recorded with their baselines, compared under --baseline-ref.
-        gate = gate_settings_of(handle.checks, self.settings) if handle.recorded else None
-        for rec in handle.recorded:
+        # What each measurement is gated with (its windows included): recorded with its baseline,
+        # compared under --baseline-ref.
+        gates = [gate_settings_of(handle.checks, self.settings, rec.windows) for rec in handle.recorded]
+        for rec, gate in zip(handle.recorded, gates, strict=True):
             mid = measurement_id(item.nodeid, rec.name)
             ceilings = tuple(check_ceilings(handle.checks, rec.measurement))
             records.append(TestRecord(
@@ -199,7 +206,7 @@ class TfservingSession:
             # in-run claim) re-records none of its baselines under --update-baselines.
             pytest.fail(result.failure_text(), pytrace=False)
         if self.settings.update_baselines:
-            for rec in handle.recorded:
+            for rec, gate in zip(handle.recorded, gates, strict=True):
                 self._update_baseline(measurement_id(item.nodeid, rec.name), rec, gate)
         self.reporter.warnings += result.lines
 

@@ -9,6 +9,7 @@ import pytest
 import tensorflow  # noqa: F401 - during a run, and TensorFlow aborts when imported twice
 
 FAST_ARGS = (
+    "--perf",  # a plain run deselects perf tests; these runs measure them on purpose
     "--tfserving-backend=embedded",
     "--perf-warmup=0.5",
     "--perf-window=0.5",

@@ -33,12 +33,12 @@ def shares(result: pytest.RunResult) -> dict[str, float]:
 
 def test_each_selected_perf_test_gets_an_equal_share(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_shares=TESTS)
-    result = pytester.runpytest("-rP", "-p", "no:cacheprovider", "--tfserving-backend=embedded")
+    result = pytester.runpytest("-rP", "-p", "no:cacheprovider", "--tfserving-backend=embedded", "--perf")
     result.assert_outcomes(passed=5)
     assert shares(result) == {name: pytest.approx(0.01 / 4) for name in ("a", "b1", "b2", "c")}
 
     # Deselected tests take no share; --perf-alpha sets the budget.
-    result = pytester.runpytest("-rP", "-p", "no:cacheprovider", "--tfserving-backend=embedded",
+    result = pytester.runpytest("-rP", "-p", "no:cacheprovider", "--tfserving-backend=embedded", "--perf",
                                 "-k", "test_a or test_b", "--perf-alpha=0.03")
     assert shares(result) == {name: pytest.approx(0.01) for name in ("a", "b1", "b2")}  # 0.03 / 3
 
@@ -47,6 +47,6 @@ def test_xdist_workers_agree_on_the_share(pytester: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     pytester.makepyfile(test_shares=TESTS)
     result = pytester.runpytest_subprocess("-n", "2", "-rP", "-p", "no:cacheprovider",
-                                           "--tfserving-backend=embedded")
+                                           "--tfserving-backend=embedded", "--perf")
     result.assert_outcomes(passed=5)
     assert shares(result) == {name: pytest.approx(0.01 / 4) for name in ("a", "b1", "b2", "c")}

@@ -20,6 +20,7 @@ from tests.plugin.conftest import CONFTEST
 # Short: these tests check which gate changes are named, not the verdicts. The recording and every
 # judged session use the same window settings (they are gate settings too).
 ARGS = (
+    "--perf",  # a plain run deselects perf tests
     "--tfserving-backend=embedded",
     "--perf-warmup=0.3",
     "--perf-window=0.2",
@@ -57,6 +58,8 @@ CASES: dict[str, tuple[str, str, str]] = {
     "test_measurement_name.py": (PARAMETRIZED, 'name="latency"', 'name="lat"'),
     "test_skipped.py": (PARAMETRIZED, "def test_named(", "@pytest.mark.skip('slow')\ndef test_named("),
     "test_tightened.py": (TEST, "tolerance=0.8", "tolerance=0.7, min_rps=0.001"),
+    # Fewer and shorter windows set in the test body rather than the ini.
+    "test_windows.py": (TEST, "concurrency=1)", "concurrency=1, min_windows=3, window_s=0.1)"),
 }
 TIGHTENED = "test_tightened.py::test_latency"
 NOT_RUN = "baselined at main, not measured in this session"
@@ -124,7 +127,7 @@ def test_every_loosening_fails_named_and_passes_when_allowed(pr: pytest.Pytester
     result = run(pr, "--baseline-ref=main", f"--perf-report-md={md}", f"--perf-report-json={js}")
     # A loosened marker fails its own test; a baselined measurement that did not run cannot fail a
     # test (its test passed as new, or was skipped), so the session fails.
-    result.assert_outcomes(failed=3, passed=5, skipped=1)
+    result.assert_outcomes(failed=4, passed=5, skipped=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines_random([
         f"*test_tolerance.py::test_latency: {LOOSENED}: tolerance p50_ms: 0.8 -> 1 (looser)",
@@ -132,21 +135,26 @@ def test_every_loosening_fails_named_and_passes_when_allowed(pr: pytest.Pytester
         f"*test_gated.py::test_latency: {LOOSENED}: gated metric rps: gated -> not gated (looser)",
         f"*test_ceiling.py::test_latency: {LOOSENED}: ceiling p99_ms: 60000 -> 90000 (looser)",
         f"*test_ceiling.py::test_latency: {LOOSENED}: ceiling max_error_rate: 0 -> removed (looser)",
+        f"*test_windows.py::test_latency: {LOOSENED}: min_windows (as measured): 5 -> 3 (looser)",
+        f"*test_windows.py::test_latency: {LOOSENED}: window_s (as measured): 0.2 -> 0.1 (looser)",
         "*--allow-gate-changes*",
         "FAILED test_tolerance.py::test_latency*",
         "FAILED test_gated.py::test_latency*",
         "FAILED test_ceiling.py::test_latency*",
+        "FAILED test_windows.py::test_latency*",
     ])
     assert "FAILED test_tightened" not in result.stdout.str()
     result.stdout.fnmatch_lines([
         "*tfserving gate changes (against main)*",
-        "FAILED: 9 loosenings of the gate against main; the ref's settings stand*",
+        "FAILED: 11 loosenings of the gate against main; the ref's settings stand*",
         "loosened:",
         "  test_ceiling.py::test_latency: ceiling max_error_rate: 0 -> removed",
         "  test_ceiling.py::test_latency: ceiling p99_ms: 60000 -> 90000",
         "  test_gated.py::test_latency: gated metric rps: gated -> not gated",
         "  test_tolerance.py::test_latency: tolerance p50_ms: 0.8 -> 1",
         "  test_tolerance.py::test_latency: tolerance rps: 0.8 -> 1",
+        "  test_windows.py::test_latency: min_windows (as measured): 5 -> 3",
+        "  test_windows.py::test_latency: window_s (as measured): 0.2 -> 0.1",
         f"  test_measurement_name.py::test_named[[]one[]]@latency: {NOT_RUN}*",
         f"  test_renamed.py::test_named[[]one[]]@latency: {NOT_RUN}*",
         f"  test_reparametrized.py::test_named[[]one[]]@latency: {NOT_RUN}*",
@@ -170,22 +178,26 @@ def test_every_loosening_fails_named_and_passes_when_allowed(pr: pytest.Pytester
     assert report["gate_changes"]["ref"] == "main" and report["gate_changes"]["fails_session"]
 
     allowed = run(pr, "--baseline-ref=main", "--allow-gate-changes")
-    allowed.assert_outcomes(passed=8, skipped=1)
+    allowed.assert_outcomes(passed=9, skipped=1)
     assert allowed.ret == pytest.ExitCode.OK
-    allowed.stdout.fnmatch_lines(["9 loosenings of the gate against main, accepted by --allow-gate-changes"])
+    allowed.stdout.fnmatch_lines(["11 loosenings of the gate against main, accepted by --allow-gate-changes"])
 
 
 def test_a_loosened_ini_setting_fails_until_allowed(main: pytest.Pytester) -> None:
     edit(main, "pytest.ini", "perf_alpha = 0.000001\n",
          "perf_alpha = 0.0000001\nperf_run_drift = 0.3\nperf_hardware_mismatch = warn\n")
-    result = run(main, "test_tightened.py", "--baseline-ref=HEAD")
+    fewer = "--perf-max-windows=6"  # a session's window setting: named once, as the test ran with it
+    result = run(main, "test_tightened.py", "--baseline-ref=HEAD", fewer)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines_random([
         "*gate loosened*perf_run_drift: 0.06 -> 0.3 (looser)",
         "*gate loosened*perf_hardware_mismatch: fail -> warn (looser)",
         "*gate loosened*perf_alpha: 1e-06 -> 1e-07 (looser)",
+        "*gate loosened*max_windows (as measured): 8 -> 6 (looser)",
     ])
-    run(main, "test_tightened.py", "--baseline-ref=HEAD", "--allow-gate-changes").assert_outcomes(passed=1)
+    assert "perf_max_windows" not in result.stdout.str()
+    allowed = run(main, "test_tightened.py", "--baseline-ref=HEAD", fewer, "--allow-gate-changes")
+    allowed.assert_outcomes(passed=1)
 
 
 def test_without_baseline_ref_nothing_applies(pr: pytest.Pytester) -> None:
