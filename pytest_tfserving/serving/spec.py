@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pytest_tfserving.serving.fields import managed_flags
+from pytest_tfserving.serving.tfs_flags import check_extra_flag
 
 Variant = Literal["fp32", "fp16", "int8-dynamic", "int8"]
 VARIANTS: tuple[str, ...] = ("fp32", "fp16", "int8-dynamic", "int8")
@@ -225,8 +226,13 @@ def _validate_monitoring_and_flags(spec: ServerSpec) -> None:
             f"{DEFAULT_PROMETHEUS_PATH!r}; use None to turn monitoring off"
         )
     for flag in spec.extra_flags:
-        if not flag.startswith("--") or len(flag) < 3:
-            raise SpecError(f"extra flag {flag!r} must look like '--name=value'")
-        name = flag[2:].split("=", 1)[0]
-        if name in MANAGED_FLAGS:
-            raise SpecError(f"extra flag {flag!r} repeats a flag ServerSpec owns: {MANAGED_FLAGS[name]}")
+        if not isinstance(flag, str):
+            raise SpecError(f"extra flag {flag!r} must be a string like '--name=value'")
+        try:
+            known = check_extra_flag(flag)  # the 2.19.1 flag table: a typo fails here, not silently there
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
+        if known.name in MANAGED_FLAGS:
+            raise SpecError(
+                f"extra flag {flag!r} repeats a flag ServerSpec owns: {MANAGED_FLAGS[known.name]}"
+            )
