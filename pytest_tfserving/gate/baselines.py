@@ -24,7 +24,7 @@ from typing import Any
 
 from pytest_tfserving.gate.fingerprint import compare_fingerprints
 from pytest_tfserving.gate.gate_settings import GateSettings
-from pytest_tfserving.gate.verdicts import DEFAULT_MIN_RUNS
+from pytest_tfserving.gate.verdicts import DEFAULT_MIN_RUNS, history_decides
 from pytest_tfserving.load.results import HIGHER_IS_BETTER, LOWER_IS_BETTER, Measurement
 
 # Optional fields (``deployment``, ``gate_settings``) do not bump the schema: an older plugin reads
@@ -156,7 +156,7 @@ def reference_value(baseline: Baseline, metric: str, min_runs: int = DEFAULT_MIN
     ``min_runs`` are recorded, else the median of the latest run's windows; a metric measured for
     the whole run only (GPU memory) is the run's figure."""
     runs = [v for v in baseline.run_values(metric) if v > 0 and math.isfinite(v)]
-    if len(runs) >= max(min_runs, 2):
+    if history_decides(len(runs), min_runs):
         return math.exp(statistics.fmean(math.log(v) for v in runs))
     values = [v for v in baseline.measurement.window_values(metric) if math.isfinite(v)]
     return statistics.median(values) if values else baseline.measurement.metric(metric)

@@ -36,6 +36,7 @@ from pytest_tfserving.gate.verdicts import (
     RelativeVerdict,
     Verdict,
     check_alpha_and_tolerance,
+    history_decides,
     lower_is_better,
     needs_more_windows,
     unjudged,
@@ -92,7 +93,7 @@ def stored_evidence(
     current windows would narrow it).
     """
     cur_logs = np.log(cur)
-    n_runs = int(runs.size) if runs.size >= max(min_runs, 2) else 1
+    n_runs = int(runs.size) if history_decides(int(runs.size), min_runs) else 1
     floor = math.log1p(run_drift)
     se_current = _standard_error(cur_logs)
     if n_runs > 1:
@@ -169,7 +170,7 @@ def judge_metric(
                        reason=f"the current run has fewer than {min_windows} windows; measure more windows")
     runs = _finite(baseline_runs)
     runs = runs[runs > 0]
-    if runs.size < max(min_runs, 2) and base.size < min_windows:
+    if not history_decides(int(runs.size), min_runs) and base.size < min_windows:
         return replace(measured, reason=f"the baseline has fewer than {min_windows} windows; "
                                         "record the baseline again with more windows")
     evidence, centre, n_runs, noise, more = stored_evidence(

@@ -23,6 +23,12 @@ DEFAULT_MIN_WINDOWS = 5
 # benchmarks/gate_calibration.py: unchanged PRs of 10 tests failed 33-61 % of the time against
 # one-run baselines, 3.5-6.2 % against three runs of one sitting, 0.8 % against five.
 DEFAULT_MIN_RUNS = 5
+
+
+def history_decides(recorded_runs: int, min_runs: int = DEFAULT_MIN_RUNS) -> bool:
+    """Whether a baseline stands for its recorded runs (their geometric mean and spread) rather than
+    its latest run's windows: the one rule for the judge and for the figures reports print."""
+    return recorded_runs >= max(min_runs, 2)
 # The run-to-run spread the judge assumes at least (sd of log run medians). A history recorded in one
 # sitting sees only that sitting's drift: here fp32 ResNet50's runs had sd 0.03 on one day and read
 # 13-25 % slower a week later (worst log 0.222), which failed an unchanged `make perf`. 0.06 is the

@@ -32,11 +32,9 @@ class TerminalProgress:
         self._started = clock()
         self._tty = bool(self._terminal is not None and self._terminal.isatty)
         self._last_plain = -PLAIN_EVERY_S
-        self._phase = ""
         self._open = False  # a line is being rewritten in place (TTY)
 
     def phase(self, text: str) -> None:
-        self._phase = text
         self._emit(text, force=True)
 
     def window(self, label: str, index: int, total: int, summary: WindowSummary) -> None:

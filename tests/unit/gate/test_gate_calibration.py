@@ -5,10 +5,8 @@ an offset beyond what the judge allows for must raise false alarms)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
@@ -20,18 +18,12 @@ from scipy.stats import norm
 
 from pytest_tfserving.gate.alpha_budget import AlphaSpender, SessionAlpha, per_verdict_look
 from pytest_tfserving.gate.verdicts import DEFAULT_PROCESS_OFFSET
-
-SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "gate_calibration.py"
+from tests.module_loading import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def cal() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gate_calibration_under_test", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gate_calibration")
 
 
 def _ab_file(cal: ModuleType, path: Path, model: Any, sessions: int, pairs: int, seed: int) -> Path:

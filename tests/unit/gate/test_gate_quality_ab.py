@@ -6,26 +6,19 @@ collection itself needs servers and minutes and lives in the benchmark, not here
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "gate_quality.py"
+from tests.module_loading import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def gate_quality() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gate_quality_under_test", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gate_quality")
 
 
 def _side(values: list[float]) -> list[dict[str, float]]:

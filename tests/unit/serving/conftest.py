@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -10,18 +9,11 @@ from types import ModuleType
 
 import pytest
 
+from tests.module_loading import load_module
+
 PROTO_ROOT = Path(__file__).resolve().parents[2] / "data" / "protos"
 BATCHING_PROTO = "tensorflow_serving/servables/tensorflow/session_bundle_config.proto"
 MONITORING_PROTO = "tensorflow_serving/config/monitoring_config.proto"
-
-
-def _load(path: Path, module_name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +41,8 @@ def real_protos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModuleTyp
     )
     assert done.returncode == 0, f"protoc failed on tests/data/protos: {done.stderr}"
     return {
-        "batching": _load(out / BATCHING_PROTO.replace(".proto", "_pb2.py"), "_tfs_test_batching_pb2"),
-        "monitoring": _load(out / MONITORING_PROTO.replace(".proto", "_pb2.py"), "_tfs_test_monitoring_pb2"),
+        "batching": load_module(out / BATCHING_PROTO.replace(".proto", "_pb2.py"),
+                                "_tfs_test_batching_pb2"),
+        "monitoring": load_module(out / MONITORING_PROTO.replace(".proto", "_pb2.py"),
+                                  "_tfs_test_monitoring_pb2"),
     }

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from pytest_tfserving.gate.deployments import DeploymentStore, deployment_record, reference_spec
-from pytest_tfserving.gate.fingerprint import spec_flags
+from pytest_tfserving.gate.fingerprint import hash_model_dir, spec_flags
 from pytest_tfserving.serving.fields import FIELDS, LAYOUT_FLAGS, SPEC_FIELDS, spec_field
 from pytest_tfserving.serving.render import RenderedServer, ServerLayout, render_server
 from pytest_tfserving.serving.spec import (
@@ -77,9 +77,15 @@ def _rendering(spec: ServerSpec) -> tuple[tuple[str, ...], dict[str, str]]:
 
 
 def _round_trip(spec: ServerSpec, store: DeploymentStore) -> tuple[dict[str, Any], ServerSpec]:
-    digests = {m.name: f"sha256:{i:016x}" for i, m in enumerate(spec.models)}
-    for digest in digests.values():
-        (store.root / digest.replace(":", "-")).mkdir(parents=True, exist_ok=True)
+    """Record ``spec`` with each model put in ``store`` (real files, stored under their identity,
+    since the store checks what it serves), and rebuild the spec from the record."""
+    digests = {}
+    for i, m in enumerate(spec.models):
+        files = store.root.parent / "models" / m.name / "1"
+        files.mkdir(parents=True, exist_ok=True)
+        (files / "weights.bin").write_bytes(f"{m.name} {i}".encode())
+        digests[m.name] = hash_model_dir(files.parent)
+        store.put(files.parent, digests[m.name])
     record = deployment_record(spec, digests)
     return record, reference_spec(json.loads(json.dumps(record)), store)
 
