@@ -1,6 +1,7 @@
 """--prefer_tflite_model serves model.tflite as TF Serving 2.19.1 does: SignatureDefs from the model's
 ``signature_defs_metadata``, else a generated ``serving_default`` keyed by tensor names; requests of any
-batch size resize the interpreter's inputs."""
+batch size resize the interpreter's inputs. The variants ``models.variants`` builds carry the
+SavedModel's signature there, so they are served under the SavedModel's names."""
 
 from __future__ import annotations
 
@@ -14,31 +15,11 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from pytest_tfserving.embedded.tflite import SIGNATURE_DEFS_METADATA, signature_defs_from_model
+from pytest_tfserving.embedded.tflite import signature_defs_from_model
+from pytest_tfserving.models.tflite_signatures import with_signature_defs
+from pytest_tfserving.models.variants import TFLITE_FILE, build_model_variant
+from pytest_tfserving.serving.spec import TFLITE_VARIANTS
 from tests.integration.embedded.embedded_helpers import http, predict_request, rest_predict
-
-
-def with_signature_defs(content: bytes, signature_defs: dict[str, meta_graph_pb2.SignatureDef]) -> bytes:
-    """``content`` with a ``signature_defs_metadata`` entry, laid out as tensorflow/lite/tools/signature
-    writes it (a flexbuffer map: key -> serialized SignatureDef)."""
-    from flatbuffers import flexbuffers
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    builder = flexbuffers.Builder()
-    with builder.Map():
-        for key, signature in signature_defs.items():
-            builder.Key(key)
-            builder._WriteBlob(signature.SerializeToString(), append_zero=True, type_=flexbuffers.Type.STRING)
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(bytes(builder.Finish()), dtype=np.uint8)
-    model.buffers.append(buffer)
-    metadata = schema.MetadataT()
-    metadata.name = SIGNATURE_DEFS_METADATA
-    metadata.buffer = len(model.buffers) - 1
-    model.metadata = [*(model.metadata or []), metadata]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +88,47 @@ def test_signature_defs_metadata_names_the_aliases(start, model_dir: Path, tflit
     status, answer = rest_predict(server.rest_url, {"inputs": images.tolist()})
     assert status == 200
     np.testing.assert_allclose(np.array(answer["outputs"], np.float32), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def built_tflite(tiny_savedmodel: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """model.tflite of every TFLite variant ``build_model_variant`` makes of the tiny SavedModel."""
+    cache = tmp_path_factory.mktemp("variants")
+    return {
+        variant: (
+            build_model_variant(tiny_savedmodel, name="tiny", variant=variant, cache_dir=cache).base_path
+            / "1"
+            / TFLITE_FILE
+        ).read_bytes()
+        for variant in TFLITE_VARIANTS
+    }
+
+
+@pytest.mark.parametrize("variant", TFLITE_VARIANTS)
+def test_built_variants_are_served_under_the_savedmodels_names(
+    variant: str, start, model_dir: Path, built_tflite: dict[str, bytes]
+) -> None:
+    """What a user's ``inputs={"images": ...}`` needs on the real image: the server reports the
+    names our variant's metadata holds, and answers a request that uses them."""
+    content = built_tflite[variant]
+    (model_dir / "1" / "model.tflite").write_bytes(content)
+    server = start("--prefer_tflite_model=true")
+    status, metadata = http("GET", f"{server.rest_url}/v1/models/tiny/metadata")
+    assert status == 200
+    reported = json.loads(metadata)["metadata"]["signature_def"]["signature_def"]
+    assert list(reported) == ["serving_default"]
+    assert list(reported["serving_default"]["inputs"]) == ["images"]
+    assert list(reported["serving_default"]["outputs"]) == ["output_0"]
+    (ours,) = signature_defs_from_model(content).values()
+    for side, written in (("inputs", ours.inputs), ("outputs", ours.outputs)):
+        assert {alias: info["name"] for alias, info in reported["serving_default"][side].items()} == {
+            alias: info.name for alias, info in written.items()
+        }
+    images = np.random.default_rng(7).random((3, 8, 8, 3), dtype=np.float32)
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+            predict_request(images), timeout=30
+        )
+    np.testing.assert_allclose(
+        tf.make_ndarray(response.outputs["output_0"]), _expected(content, images), rtol=1e-5, atol=1e-6
+    )
