@@ -131,6 +131,10 @@ class ServerSpec:
     enable_model_warmup: bool = True
     prometheus_path: str | None = DEFAULT_PROMETHEUS_PATH
     extra_flags: tuple[str, ...] = field(default=())
+    gpu_memory_fraction: float | None = None
+    """--per_process_gpu_memory_fraction: the share of each GPU's memory this server's TensorFlow
+    takes at start (0 < f <= 1); None leaves TensorFlow's default, which claims most free memory, so
+    two servers sharing a GPU (A and B of --ab-baseline, a pool) need e.g. 0.45 each."""
 
     @classmethod
     def single(
@@ -155,6 +159,7 @@ class ServerSpec:
         silently misread; return self so calls chain."""
         _validate_models(self)
         _validate_threads(self)
+        _validate_gpu_memory(self)
         _validate_batching(self)
         _validate_monitoring_and_flags(self)
         return self
@@ -206,6 +211,18 @@ def _validate_threads(spec: ServerSpec) -> None:
             "not both: "
             "tensorflow_model_server rejects all three together and otherwise ignores "
             "--tensorflow_session_parallelism when intra/inter op parallelism is set"
+        )
+
+
+def _validate_gpu_memory(spec: ServerSpec) -> None:
+    fraction = spec.gpu_memory_fraction
+    if fraction is None:
+        return
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise SpecError(
+            f"gpu_memory_fraction={fraction!r}: give the share of GPU memory for this server, "
+            "0 < fraction <= 1 (e.g. 0.45 for each of two servers on one GPU), or None for "
+            "TensorFlow's default"
         )
 
 

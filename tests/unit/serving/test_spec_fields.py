@@ -49,6 +49,8 @@ def _sample(item: dataclasses.Field[Any]) -> Any:
         return not default
     if kind is int:
         return 3
+    if kind is float:
+        return 0.5
     if kind is str:
         return "/sample"
     if kind is tuple:
