@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 IDENTITY_SCHEME = b"pytest-tfserving model identity 1"
-"""Bump when the canonical form changes: every identity changes with it."""
+"""Bump when the canonical form changes: every identity changes with it. Not bumped when
+``signature_defs_metadata`` came to be read by tensor: only a ``.tflite`` carrying that entry hashes
+differently, and the variants we build gained the entry (so a new identity) in the same change."""
 
 SAVED_MODEL_FILE = "saved_model.pb"
 TFLITE_SUFFIX = ".tflite"
