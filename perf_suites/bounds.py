@@ -12,8 +12,9 @@ cheaper its kernels are per core than fp32's, against how much fp32 gains from t
   fp16 were not measured there and keep the general bound.
 - Otherwise (AVX2 without VNNI, and Arm, not measured): int8 and fp32 kernels cost about the same per
   image, so one core of int8 against two of fp32 is a near tie. Measured on 2 AVX2 cores: int8
-  0.71x..0.91x, int8-dynamic 0.64x..1.06x (single-threaded interpreters both times), 1.15x and 1.47x
-  under heavy contention from other jobs. The claim there is "not slower by more than
+  0.71x..0.91x, int8-dynamic 0.64x..1.06x, 1.47x under heavy contention; with TF Serving's pool
+  semantics (issue #16) 1.15x in one run and 0.998x (99.7 % bounds 0.79x..1.26x) in another, both
+  while other jobs loaded the machine. The claim there is "not slower by more than
   ``GENERAL_P50``", which catches a broken variant, not a small one.
 - More cores: fp32's request speeds up with them and the TFLite request does not, so the measured
   2-core bounds are scaled by ``cores / 2`` (fp32 gains at most that much over 2 cores).
