@@ -17,21 +17,16 @@ import numpy as np
 import pytest
 import tomllib
 
+from perf_suites.bounds import BOUND_KEYS, cpu_class, default_bounds
 from perf_suites.study_table import TITLE, study_table
 from pytest_tfserving import ModelSpec, ServerSpec, Settings, TestRecord, plugin_settings
-from pytest_tfserving.gate.fingerprint import cpu_model, logical_cores
+from pytest_tfserving.gate.fingerprint import cpu_id, cpu_model, logical_cores
 
 MODEL_NAME = "resnet50"
 QUANTIZED = ("int8", "int8-dynamic", "fp16")
 DEFAULT_VARIANTS = ("int8", "int8-dynamic")  # fp16 on request: its build and test cost about a minute
-# In-run bounds (ratios of interleaved A/B windows); a profile's [<profile>.ratios] table overrides them.
-RATIO_DEFAULTS: Mapping[str, float] = {
-    "int8_p50": 1.1, "int8-dynamic_p50": 1.1, "fp16_p50": 1.1,  # max: variant p50 / fp32 p50, one request
-    "int8_rps": 1.15,  # min: int8 / fp32 req/s, every core busy
-    "threads_rps": 0.85,  # min: tuned / default req/s
-    "batching_rps": 0.5,  # min: batching on / off req/s
-    "cache_hit_to_miss": 0.5,  # max: mean hit latency / mean miss latency
-}
+# In-run bounds (ratios of interleaved A/B windows) come from perf_suites/bounds.py, by CPU class and
+# cores; a profile's [<profile>.ratios] table overrides them.
 SABOTAGES = ("threads", "int8", "cache", "fp32-threads")
 PROFILES = ("auto", "cpu", "gpu")
 CALIBRATION_SAMPLES = 8  # enough for random weights; keeps the first int8 build short
@@ -87,6 +82,7 @@ class Suite:
     ceilings: Mapping[str, Mapping[str, Any]]
     variants: tuple[str, ...]
     ratios: Mapping[str, float]
+    cpu_class: str
     rounds: int
     warmup_s: float
     window_s: float
@@ -156,23 +152,25 @@ def resolve_suite(config: pytest.Config, settings: Settings) -> Suite:
     if not _user_set(config, "perf_max_windows"):
         max_windows = max(settings.perf_min_windows, min(max_windows, SUITE_MAX_WINDOWS))
     ceilings = _load_ceilings(config, profile)
-    ratios = {**RATIO_DEFAULTS, **ceilings.pop("ratios", {})}
-    unknown = set(ratios) - set(RATIO_DEFAULTS)
+    flags, cores = cpu_id().flags, logical_cores()
+    ratios = {**default_bounds(flags, cores), **ceilings.pop("ratios", {})}
+    unknown = set(ratios) - set(BOUND_KEYS)
     if unknown:
         raise pytest.UsageError(f"[{profile}.ratios] has unknown keys {sorted(unknown)}; "
-                                f"valid: {', '.join(RATIO_DEFAULTS)}")
+                                f"valid: {', '.join(BOUND_KEYS)}")
     return Suite(
         sabotage=sabotage,
         profile=profile,
         ceilings=ceilings,
         variants=variants,
         ratios=ratios,
+        cpu_class=cpu_class(flags),
         rounds=int(rounds_text),
         warmup_s=settings.perf_warmup,
         window_s=settings.perf_window,
         min_windows=settings.perf_min_windows,
         max_windows=max_windows,
-        cores=logical_cores(),
+        cores=cores,
     )
 
 
@@ -223,7 +221,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if plugin_settings(config) is None:
         return []
     suite = _suite_from(config)
-    line = (f"perf suite: profile {suite.profile}, {suite.cores} cores, windows {suite.min_windows}.."
+    bounds = ", ".join(f"{v} {suite.ratio(f'{v}_p50'):g}x" for v in suite.variants)
+    line = (f"perf suite: profile {suite.profile}, {suite.cores} cores ({suite.cpu_class}: one request's "
+            f"p50 vs fp32 at most {bounds}), windows {suite.min_windows}.."
             f"{suite.max_windows} x {suite.window_s:g}s, A/B rounds {suite.rounds}")
     if suite.sabotage:
         line += f", SABOTAGE {','.join(sorted(suite.sabotage))} (expected to fail)"

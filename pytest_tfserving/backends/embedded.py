@@ -1,7 +1,8 @@
 """Backend ``embedded``: our TF-Serving-compatible server (``python -m pytest_tfserving.embedded``).
 
-Needs no Docker and no tensorflow_model_server: it runs wherever the tests run. It binds port 0 and
-we read the real ports from its readiness lines (the same lines tensorflow_model_server prints).
+Needs no Docker and no tensorflow_model_server: it runs wherever the tests run. It binds port 0 on
+127.0.0.1 (the embedded server listens on loopback unless ``--bind_address`` says otherwise) and we
+read the real ports from its readiness lines (the same lines tensorflow_model_server prints).
 """
 
 from __future__ import annotations

@@ -21,9 +21,10 @@ class Prediction:
 
 
 class ServingCore:
-    def __init__(self, manager: ModelManager, metrics: m.Metrics) -> None:
+    def __init__(self, manager: ModelManager, metrics: m.Metrics, tensor_content: bool = False) -> None:
         self.manager = manager
         self.metrics = metrics
+        self.tensor_content = tensor_content  # --enable_serialization_as_tensor_content (gRPC Predict)
 
     def signature(self, model: str, version: int | None, signature_name: str) -> Signature:
         return signature(self.manager.get(model, version).servable, signature_name)

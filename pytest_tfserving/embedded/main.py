@@ -1,9 +1,10 @@
 """``python -m pytest_tfserving.embedded``: parse flags, load models, serve gRPC + REST, stop on signals.
 
 Readiness is announced with tensorflow_model_server's own log lines (stderr, flushed), printed only
-once the port really accepts connections; ``process.ready_line`` writes them and launchers parse them:
+once the port really accepts connections; launchers parse them (``process.ready_line``):
 
-    Running gRPC ModelServer at 0.0.0.0:PORT ...
+    Running gRPC ModelServer at 127.0.0.1:PORT ...      (the --bind_address; the binary says 0.0.0.0)
+    Running gRPC ModelServer at UNIX socket PATH ...   (with --grpc_socket_path)
     Exporting HTTP/REST API at:localhost:PORT ...
 """
 
@@ -16,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
@@ -23,15 +25,19 @@ from typing import TYPE_CHECKING
 
 from pytest_tfserving.embedded.flags import FlagError, Flags, parse_flags, usage
 from pytest_tfserving.embedded.settings import ServingSettings, SettingsError, load_settings
-from pytest_tfserving.process.ready_line import grpc_line, rest_line
+from pytest_tfserving.process.ready_line import GRPC_PREFIX, rest_line
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
+    from pytest_tfserving.embedded.core import ServingCore
+    from pytest_tfserving.embedded.inference import Inference
     from pytest_tfserving.embedded.manager import Loader
     from pytest_tfserving.embedded.metrics import Metrics
 
 log = logging.getLogger("pytest_tfserving.embedded")
 FLAG_ERROR_EXIT = 255  # the real binary returns -1 from main
-CONFIG_ERROR_EXIT = 1
+CONFIG_ERROR_EXIT = 255  # BuildAndStart failed: the real binary returns -1 as well
 
 
 class _TfLogFormatter(logging.Formatter):
@@ -76,16 +82,15 @@ def _make_loader(flags: Flags, settings: ServingSettings, metrics: Metrics) -> L
     from pytest_tfserving.embedded.warmup import warm_up
 
     tags = tuple(t for t in flags.saved_model_tags.split(",") if t)
-    use_tflite = flags.prefer_tflite_model or flags.use_tflite_model
 
     def load(entry: ModelEntry, version: int, path: Path) -> Loaded:
         servable: Servable
-        if use_tflite and (path / TFLITE_FILE).is_file():
+        if flags.prefer_tflite_model and (path / TFLITE_FILE).is_file():
             servable = TfliteServable(
                 path / TFLITE_FILE, version, flags.num_tflite_pools, flags.num_tflite_interpreters_per_pool
             )
         else:
-            servable = SavedModelServable(path, version, tags)
+            servable = SavedModelServable(path, version, tags, settings.session_config)
         if flags.enable_model_warmup:
             replayed = warm_up(servable, path, flags.num_request_iterations_for_warmup)
             if replayed:
@@ -105,10 +110,57 @@ def _make_loader(flags: Flags, settings: ServingSettings, metrics: Metrics) -> L
     return load
 
 
+def _poll_every(stop: threading.Event, seconds: float, name: str, action: Callable[[], None]) -> None:
+    """Run ``action`` every ``seconds`` in a daemon thread until ``stop``; errors are logged."""
+
+    def loop() -> None:
+        while not stop.wait(seconds):
+            try:
+                action()
+            except Exception:
+                log.exception("%s failed", name)
+
+    threading.Thread(target=loop, name=name, daemon=True).start()
+
+
+async def _start_rest(
+    flags: Flags, settings: ServingSettings, core: ServingCore, inference: Inference
+) -> web.AppRunner | None:
+    """The HTTP/REST server, or None when it is off or would share the gRPC port (as upstream)."""
+    if not flags.rest_enabled:
+        return None
+    if flags.rest_api_port != 0 and flags.rest_api_port == flags.port:
+        log.error(
+            "server_options.http_port cannot be same as grpc_port. Please use a different port "
+            "for HTTP/REST API. Skipped exporting HTTP/REST API."
+        )
+        return None
+    from aiohttp import web
+
+    from pytest_tfserving.embedded.rest import build_app
+
+    app = build_app(
+        core,
+        inference,
+        flags.rest_api_num_threads,
+        settings.prometheus_path,
+        flags.rest_api_enable_cors_support,
+    )
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, flags.bind_address, flags.rest_api_port, reuse_address=True)
+    await site.start()
+    rest_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    announce(rest_line(rest_port))
+    return runner
+
+
 async def _serve(flags: Flags, settings: ServingSettings) -> int:
     from pytest_tfserving.embedded.core import ServingCore
+    from pytest_tfserving.embedded.inference import Inference, InferenceOptions
     from pytest_tfserving.embedded.manager import ModelManager
     from pytest_tfserving.embedded.metrics import Metrics
+    from pytest_tfserving.embedded.model_config import ConfigReloader
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -144,44 +196,40 @@ async def _serve(flags: Flags, settings: ServingSettings) -> int:
         return 0
     loaded.result()
 
-    def poll_forever() -> None:
-        while not poll_stop.wait(flags.file_system_poll_wait_seconds):
-            try:
-                manager.poll()
-            except Exception:
-                log.exception("filesystem poll failed")
-
+    reloader = ConfigReloader(manager, settings.model_config, poll_stop)
     if flags.file_system_poll_wait_seconds > 0:
-        threading.Thread(target=poll_forever, name="fs-poll", daemon=True).start()
+        _poll_every(poll_stop, flags.file_system_poll_wait_seconds, "fs-poll", manager.poll)
+    if flags.model_config_file and flags.model_config_file_poll_wait_seconds > 0:
+        path = flags.model_config_file
+        _poll_every(
+            poll_stop,
+            flags.model_config_file_poll_wait_seconds,
+            "config-poll",
+            lambda: reloader.poll_file(path),
+        )
 
-    from pytest_tfserving.embedded.grpc_service import start_grpc
+    from pytest_tfserving.embedded.grpc_service import GrpcOptions, start_grpc
 
-    core = ServingCore(manager, metrics)
-    grpc_server, grpc_port = start_grpc(core, flags.port, flags.grpc_max_threads)
-    announce(grpc_line(grpc_port))
+    core = ServingCore(manager, metrics, flags.enable_serialization_as_tensor_content)
+    inference = Inference(manager, metrics, InferenceOptions(flags.enable_signature_method_name_check))
+    grpc_server, grpc_port = start_grpc(
+        core,
+        inference,
+        reloader,
+        GrpcOptions(
+            port=flags.port if flags.grpc_tcp_enabled else None,
+            host=flags.bind_address,
+            socket_path=flags.grpc_socket_path,
+            max_threads=flags.grpc_max_threads,
+            channel_arguments=flags.grpc_channel_arguments,
+        ),
+    )
+    if grpc_port is not None:
+        announce(f"{GRPC_PREFIX}{flags.bind_address}:{grpc_port} ...")
+    if flags.grpc_socket_path:
+        announce(f"{GRPC_PREFIX}UNIX socket {flags.grpc_socket_path} ...")
 
-    runner = None
-    if flags.rest_api_port is not None:
-        if flags.rest_api_port != 0 and flags.rest_api_port == flags.port:
-            log.error(
-                "server_options.http_port cannot be same as grpc_port. Please use a different port "
-                "for HTTP/REST API. Skipped exporting HTTP/REST API."
-            )
-        else:
-            from aiohttp import web
-
-            from pytest_tfserving.embedded.rest import build_app
-
-            runner = web.AppRunner(
-                build_app(core, flags.rest_api_num_threads, settings.prometheus_path),
-                access_log=None,
-                handle_signals=False,
-            )
-            await runner.setup()
-            site = web.TCPSite(runner, "0.0.0.0", flags.rest_api_port, reuse_address=True)
-            await site.start()
-            rest_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            announce(rest_line(rest_port))
+    runner = await _start_rest(flags, settings, core, inference)
 
     await stop.wait()
     log.info("Received shutdown signal; stopping servers.")
@@ -195,24 +243,46 @@ async def _serve(flags: Flags, settings: ServingSettings) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    _setup_logging()
-    args = sys.argv[1:] if argv is None else argv
+def _parse(args: list[str]) -> Flags | int:
+    """Flags, or the exit code after printing what the binary prints for this command line."""
     try:
         flags = parse_flags(args)
     except FlagError as exc:
-        print(f"ERROR: {exc}\n{usage()}", file=sys.stderr, flush=True)
+        if str(exc) != "--help":
+            for line in str(exc).splitlines():
+                log.error("%s", line)
+        print(usage(), end="", flush=True)
         return FLAG_ERROR_EXIT
-    if flags.version:
+    return flags
+
+
+def _report_ignored(flags: Flags) -> None:
+    """The binary prints its first ignored argument and the usage, then starts anyway; we also say
+    what each ignored argument probably meant."""
+    if flags.ignored:
+        print(f"unknown argument: {flags.ignored[0]}\n{usage()}", end="", flush=True)
+    for warning in flags.warnings():
+        log.warning("%s", warning)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _setup_logging()
+    parsed = _parse(sys.argv[1:] if argv is None else argv)
+    if isinstance(parsed, int):
+        return parsed
+    flags = parsed
+    if flags.version:  # before the ignored arguments are reported, as in main.cc
         from importlib import metadata
 
         print(f"TensorFlow ModelServer: pytest-tfserving-embedded-{metadata.version('pytest-tfserving')}")
         print(f"TensorFlow Library: {metadata.version('tensorflow')}")
         return 0
+    _report_ignored(flags)
     try:
         settings = load_settings(flags)
     except SettingsError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
+        print(f"Failed to start server. Error: {exc}", flush=True)
+        log.error("Failed to start server. Error: %s", exc)
         return CONFIG_ERROR_EXIT
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _configure_tensorflow(flags)

@@ -1,6 +1,6 @@
 """Which versions of which models are loaded: TF Serving's version policies and filesystem polling.
 
-Every ``file_system_poll_wait_seconds`` the base paths are scanned for numeric version directories;
+Every ``file_system_poll_wait_seconds`` the base paths are scanned for version directories (``versions``);
 versions the policy wants are loaded before versions it no longer wants are unloaded (TF Serving's
 availability-preserving policy), so a new version directory takes over without a gap.
 """
@@ -12,11 +12,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pytest_tfserving.embedded.errors import not_found
+from pytest_tfserving.embedded.errors import invalid, not_found
+from pytest_tfserving.embedded.versions import aspired_versions
 from pytest_tfserving.serving.spec import VersionPolicy
 
 if TYPE_CHECKING:
@@ -67,20 +68,13 @@ class Loaded:
 Loader = Callable[[ModelEntry, int, Path], Loaded]
 
 
-def available_versions(base_path: Path) -> list[int]:
-    """Numeric version directories under ``base_path`` (others are ignored, as upstream does)."""
-    try:
-        return sorted(int(p.name) for p in base_path.iterdir() if p.is_dir() and p.name.isdigit())
-    except OSError:
-        return []
-
-
-def aspired(policy: VersionPolicy, versions: list[int]) -> list[int]:
-    if policy.kind == "all":
-        return versions
-    if policy.kind == "specific":
-        return [v for v in versions if v in policy.versions]
-    return versions[-max(1, policy.num_versions) :]
+def requested_version(spec: Any) -> int | None:
+    """The version a request's ModelSpec names (None: the latest); labels are not served here."""
+    if spec.HasField("version"):
+        return int(spec.version.value)
+    if spec.version_label:
+        raise invalid(f"Unrecognized servable version label: {spec.version_label}")
+    return None
 
 
 @dataclass
@@ -90,59 +84,102 @@ class _Model:
 
 
 class ModelManager:
-    """Thread-safe lookup of loaded versions; ``poll()`` loads and unloads to follow the disk."""
+    """Thread-safe lookup of loaded versions; ``poll()`` loads and unloads to follow the disk,
+    ``set_models()`` follows a new model list (config reload)."""
 
     def __init__(self, entries: list[ModelEntry], loader: Loader) -> None:
         self._models = {e.name: _Model(e) for e in entries}
         self._loader = loader
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
-        self._failed: set[tuple[str, int]] = set()
+        self._failed: dict[tuple[str, int], str] = {}
 
     @property
     def names(self) -> list[str]:
-        return list(self._models)
+        with self._lock:
+            return list(self._models)
 
     def all_available(self) -> bool:
         with self._lock:
             return all(model.versions for model in self._models.values())
 
+    def available(self, name: str) -> bool:
+        with self._lock:
+            model = self._models.get(name)
+            return model is not None and bool(model.versions)
+
+    def failures(self, name: str) -> dict[int, str]:
+        """Versions of ``name`` whose load failed (they are not retried), with the error."""
+        with self._lock:
+            return {v: err for (n, v), err in self._failed.items() if n == name}
+
+    def set_models(self, entries: list[ModelEntry]) -> None:
+        """Serve exactly ``entries`` from now on: models no longer listed are unloaded, new ones are
+        added (the next ``poll`` loads them), a listed model keeps its loaded versions (upstream keys
+        a servable by name and version, so a new base path alone reloads nothing)."""
+        with self._poll_lock:
+            with self._lock:
+                dropped = [m for name, m in self._models.items() if name not in {e.name for e in entries}]
+                current = self._models
+                self._models = {}
+                for entry in entries:
+                    model = current.get(entry.name)
+                    if model is None:
+                        self._models[entry.name] = _Model(entry)
+                    else:
+                        model.entry = entry
+                        self._models[entry.name] = model
+                for model in dropped:
+                    self._failed = {k: v for k, v in self._failed.items() if k[0] != model.entry.name}
+            for model in dropped:
+                self._unload(model, list(model.versions))
+
     def poll(self) -> None:
         """One filesystem scan: load new aspired versions, then unload unaspired ones."""
         with self._poll_lock:
-            for model in self._models.values():
-                entry = model.entry
-                if not entry.base_path.is_dir():
-                    log.error("Could not find base path %s for servable %s", entry.base_path, entry.name)
-                    continue
-                wanted = aspired(entry.policy, available_versions(entry.base_path))
-                for version in wanted:
-                    if version in model.versions or (entry.name, version) in self._failed:
-                        continue
-                    try:
-                        loaded = self._loader(entry, version, entry.base_path / str(version))
-                    except Exception as exc:
-                        self._failed.add((entry.name, version))
-                        log.error(
-                            "Loading servable: {name: %s version: %d} failed: %s", entry.name, version, exc
-                        )
-                        continue
-                    with self._lock:
-                        model.versions[version] = loaded
-                    log.info(
-                        "Successfully loaded servable version {name: %s version: %d}", entry.name, version
-                    )
-                if not any(v in model.versions for v in wanted):
-                    continue  # availability preserving: keep the old ones until a wanted one is up
+            with self._lock:
+                models = list(self._models.values())
+            for model in models:
+                self._poll_model(model)
+
+    def _poll_model(self, model: _Model) -> None:
+        entry = model.entry
+        if not entry.base_path.exists():
+            log.error(
+                "Could not find base path %s for servable %s with error NOT_FOUND",
+                entry.base_path,
+                entry.name,
+            )
+            return
+        wanted = aspired_versions(entry.policy, entry.base_path, entry.name)
+        for version, path in wanted.items():
+            if version in model.versions or (entry.name, version) in self._failed:
+                continue
+            try:
+                loaded = self._loader(entry, version, path)
+            except Exception as exc:
                 with self._lock:
-                    gone = [v for v in model.versions if v not in wanted]
-                    removed = [model.versions.pop(v) for v in gone]
-                for version, loaded in zip(gone, removed, strict=True):
-                    loaded.close()
-                    log.info("Unloaded servable version {name: %s version: %d}", entry.name, version)
+                    self._failed[(entry.name, version)] = str(exc)
+                log.error("Loading servable: {name: %s version: %d} failed: %s", entry.name, version, exc)
+                continue
+            with self._lock:
+                model.versions[version] = loaded
+            log.info("Successfully loaded servable version {name: %s version: %d}", entry.name, version)
+        if not any(v in model.versions for v in wanted):
+            return  # availability preserving: keep the old ones until a wanted one is up
+        self._unload(model, [v for v in model.versions if v not in wanted])
+
+    def _unload(self, model: _Model, versions: list[int]) -> None:
+        with self._lock:
+            removed = [(v, model.versions.pop(v)) for v in versions if v in model.versions]
+        for version, loaded in removed:
+            loaded.close()
+            log.info("Unloaded servable version {name: %s version: %d}", model.entry.name, version)
 
     def get(self, name: str, version: int | None) -> Loaded:
         """The servable a request names; NOT_FOUND with TF Serving's messages otherwise."""
+        if not name:
+            raise invalid("ModelSpec has no name specified.")
         with self._lock:
             model = self._models.get(name)
             if model is None or not model.versions:

@@ -102,6 +102,14 @@ class Metrics:
         if status == "OK":
             self.observe(REQUEST_LATENCY, latency_us, model, api, entrypoint)
 
+    def first_value(self, name: str) -> int:
+        """A counter's first cell (what HandleReloadConfigRequest reports increases of); 0 if none."""
+        with self._lock:
+            counter = self._counters.get(name)
+            if counter is None or not counter.cells:
+                return 0
+            return int(next(iter(counter.cells.values())))
+
     def render(self) -> str:
         lines: list[str] = []
         with self._lock:

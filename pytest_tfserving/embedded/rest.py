@@ -3,6 +3,9 @@
 Request parsing, inference and JSON writing run on a pool of ``--rest_api_num_threads`` threads, so
 that flag bounds inference concurrency as upstream's HTTP executor does; the event loop only moves
 bytes. Errors are ``{"error": "..."}`` with the HTTP status TF Serving maps the gRPC code to.
+Metrics as http_server.cc records them: every request under its model's request_count, OK ones in
+request_latency with API = the URL's method in lower case ("predict", "classify", "regress") and
+API "" for the status and metadata GETs, entrypoint "REST".
 """
 
 from __future__ import annotations
@@ -14,14 +17,26 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import grpc
 from aiohttp import web
 from google.protobuf import json_format
-from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    regression_pb2,
+)
 
 from pytest_tfserving.embedded.core import ServingCore
 from pytest_tfserving.embedded.errors import ServingError, invalid
+from pytest_tfserving.embedded.examples import (
+    classification_json,
+    input_from_json,
+    parse_body,
+    regression_json,
+    signature_from_json,
+)
 from pytest_tfserving.embedded.grpc_service import SIGNATURE_DEF_FIELD, model_metadata, model_status
+from pytest_tfserving.embedded.inference import Inference
 from pytest_tfserving.embedded.rest_json import parse_request, response_body
 
 PATH = re.compile(
@@ -30,6 +45,11 @@ PATH = re.compile(
     re.IGNORECASE,
 )
 MAX_BODY = 512 * 1024 * 1024
+CORS_HEADERS = {  # AddCORSHeaders, with --rest_api_enable_cors_support
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, GET",
+    "Access-Control-Allow-Headers": "Content-Type",
+}
 
 
 def _json(message: Any) -> Any:
@@ -39,8 +59,10 @@ def _json(message: Any) -> Any:
 
 
 class RestHandlers:
-    def __init__(self, core: ServingCore, threads: int) -> None:
+    def __init__(self, core: ServingCore, inference: Inference, threads: int, cors: bool = False) -> None:
         self.core = core
+        self.inference = inference
+        self.cors = cors
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="httprestserver")
 
     async def dispatch(self, request: web.Request) -> web.Response:
@@ -48,37 +70,48 @@ class RestHandlers:
         if match is None:
             return web.Response(status=404, text="Not Found")
         body = await request.read()
-        status, payload = await asyncio.get_running_loop().run_in_executor(
-            self.pool, self.process, request.method, request.path, match, body
-        )
-        return web.Response(status=status, body=payload, content_type="application/json")
+        if request.method == "OPTIONS":  # CORS preflight, answered whether or not CORS is on
+            status, payload = _preflight(request.headers.get("Origin", ""))
+        else:
+            status, payload = await asyncio.get_running_loop().run_in_executor(
+                self.pool, self.process, request.method, request.path, match, body
+            )
+        response = web.Response(status=status, body=payload, content_type="application/json")
+        if self.cors:
+            response.headers.update(CORS_HEADERS)
+        return response
 
     def process(self, method: str, path: str, match: re.Match[str], body: bytes) -> tuple[int, bytes]:
+        """One request, with upstream's metrics: request_count for every request, request_latency
+        for OK ones under API = the method ("predict", "classify", "regress"; "" for GETs)."""
         start = time.perf_counter()
-        name = match["name"]
-        action = (match["method"] or "").lower()
+        api = (match["method"] or "").lower() if method == "POST" else ""
+        name = match["name"] if method in ("POST", "GET") else ""
         try:
-            if match["label"]:
-                raise invalid(f"Unrecognized servable version label: {match['label']}")
-            version = int(match["version"]) if match["version"] else None
-            if method == "POST" and action == "predict":
-                result = self._predict(name, version, body)
-            elif method == "POST" and action in ("classify", "regress"):
-                raise ServingError(_unimplemented(), f"{action} is not supported by the embedded server")
-            elif method == "GET" and not action:
+            version = self._version(match)
+            if method == "POST" and api == "predict" and not match["sub"]:
+                payload = json.dumps(self._predict(name, version, body), indent=1).encode()
+            elif method == "POST" and api in ("classify", "regress") and not match["sub"]:
+                payload = self._classify_or_regress(api, name, version, body)
+            elif method == "GET" and not match["method"]:
                 result = self._metadata(name, version) if match["sub"] else self._status(name, version)
+                payload = json.dumps(result, indent=1).encode()
             else:
                 raise invalid(f"Malformed request: {method} {path}")
-            payload = json.dumps(result, indent=1).encode()
         except ServingError as error:
-            if action == "predict":
-                self.core.metrics.request(name, "predict", "REST", error.status_name, 0)
+            self.core.metrics.request(name, api, "REST", error.status_name, 0)
             return error.http_status, json.dumps({"error": error.message}).encode()
         except Exception as exc:  # never let one request take the server down
+            self.core.metrics.request(name, api, "REST", "INTERNAL", 0)
             return 500, json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()
-        if action == "predict":
-            self.core.metrics.request(name, "predict", "REST", "OK", (time.perf_counter() - start) * 1e6)
+        self.core.metrics.request(name, api, "REST", "OK", (time.perf_counter() - start) * 1e6)
         return 200, payload
+
+    @staticmethod
+    def _version(match: re.Match[str]) -> int | None:
+        if match["label"]:
+            raise invalid(f"Unrecognized servable version label: {match['label']}")
+        return int(match["version"]) if match["version"] else None
 
     def _predict(self, name: str, version: int | None, body: bytes) -> Any:
         try:
@@ -90,6 +123,23 @@ class RestHandlers:
         )
         result = self.core.predict(name, version, signature_name, inputs)
         return response_body(result.outputs, rows)
+
+    def _classify_or_regress(self, api: str, name: str, version: int | None, body: bytes) -> bytes:
+        """ProcessClassifyRequest / ProcessRegressRequest: JSON examples -> tf.Examples -> results."""
+        doc = parse_body(body)
+        request: Any = (
+            classification_pb2.ClassificationRequest()
+            if api == "classify"
+            else regression_pb2.RegressionRequest()
+        )
+        request.model_spec.name = name
+        if version is not None:
+            request.model_spec.version.value = version
+        request.model_spec.signature_name = signature_from_json(doc)
+        request.input.CopyFrom(input_from_json(doc, api))
+        if api == "classify":
+            return classification_json(self.inference.classify(request).result)
+        return regression_json(self.inference.regress(request).result)
 
     def _status(self, name: str, version: int | None) -> Any:
         request = get_model_status_pb2.GetModelStatusRequest()
@@ -111,13 +161,17 @@ class RestHandlers:
         return {"model_spec": spec, "metadata": {"signature_def": _json(sig_map)}}
 
 
-def _unimplemented() -> grpc.StatusCode:
-    return grpc.StatusCode.UNIMPLEMENTED
+def _preflight(origin: str) -> tuple[int, bytes]:
+    if re.search(r"https?://", origin):
+        return 200, b""
+    return 400, json.dumps({"error": "Origin header is missing in CORS preflight"}).encode()
 
 
-def build_app(core: ServingCore, threads: int, prometheus_path: str | None) -> web.Application:
+def build_app(
+    core: ServingCore, inference: Inference, threads: int, prometheus_path: str | None, cors: bool = False
+) -> web.Application:
     """The aiohttp application: Prometheus page (when enabled) and /v1/models/... routes."""
-    handlers = RestHandlers(core, threads)
+    handlers = RestHandlers(core, inference, threads, cors)
     app = web.Application(client_max_size=MAX_BODY)
 
     async def prometheus(request: web.Request) -> web.Response:

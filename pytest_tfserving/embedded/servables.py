@@ -41,17 +41,20 @@ class TensorSpec:
         return TensorSpec(int(info.dtype), shape)
 
     def check(self, alias: str, array: np.ndarray) -> None:
-        """INVALID_ARGUMENT naming the alias when dtype or shape cannot feed the signature."""
+        """INVALID_ARGUMENT naming the alias when the dtype cannot feed the signature.
+
+        Sizes are not checked: TF Serving feeds the tensor to Session::Run as sent and TensorFlow does
+        not hold a fed tensor to its placeholder's shape (TF Serving's own test feeds shape [1] to an
+        input declared [?,1]); a size an op cannot take fails in that op, INVALID_ARGUMENT as well.
+        One guard stays: a rank other than a declared rank of 3 or more (images, volumes) is refused
+        here, because the oneDNN kernels of pip TensorFlow abort the whole process on it (a CHECK in
+        MklConvOp) where TF Serving's kernels answer INVALID_ARGUMENT."""
         want = numpy_dtype(self.dtype)
         if array.dtype != want and not (want == np.object_ and array.dtype.kind in "OSU"):
             raise invalid(
                 f"Expects arg[{alias}] to be {dtype_name(self.dtype)} but {_np_name(array.dtype)} is provided"
             )
-        if self.shape is None:
-            return
-        if len(self.shape) != array.ndim or any(
-            w is not None and w != g for w, g in zip(self.shape, array.shape, strict=True)
-        ):
+        if self.shape is not None and len(self.shape) >= 3 and array.ndim != len(self.shape):
             want_shape = "[" + ",".join("?" if d is None else str(d) for d in self.shape) + "]"
             raise invalid(
                 f"input {alias} has shape {list(array.shape)} but the signature expects {want_shape}"
@@ -69,7 +72,7 @@ class Signature:
     outputs: dict[str, TensorSpec]
 
     def check_inputs(self, inputs: dict[str, np.ndarray]) -> None:
-        """TF Serving's PreProcessPrediction checks: same alias set, then dtype and shape per alias."""
+        """TF Serving's PreProcessPrediction checks: same alias set, then the dtype per alias."""
         if set(inputs) != set(self.inputs):
             sent, expected = sorted(inputs), sorted(self.inputs)
             extra = sorted(set(inputs) - set(self.inputs))
@@ -131,7 +134,15 @@ class SavedModelServable:
     same place the eager runtime took them from.
     """
 
-    def __init__(self, path: Path, version: int, tags: tuple[str, ...] = ("serve",)) -> None:
+    def __init__(
+        self,
+        path: Path,
+        version: int,
+        tags: tuple[str, ...] = ("serve",),
+        overrides: config_pb2.ConfigProto | None = None,
+    ) -> None:
+        """``overrides``: the server's session options (--tensorflow_session_config_file, GPU memory
+        fraction), merged over the process-wide config (proto3: unset fields change nothing)."""
         import tensorflow as tf
 
         self.version = version
@@ -143,6 +154,8 @@ class SavedModelServable:
         )
         self.signature_defs = read_signature_defs(path, set(tags))  # ValueError naming the tags
         self.session_config = session_config()
+        if overrides is not None:
+            self.session_config.MergeFrom(overrides)
         self._graph = tf.Graph()
         self._session = tf.compat.v1.Session(graph=self._graph, config=self.session_config)
         try:
@@ -172,7 +185,7 @@ class SavedModelServable:
 
     def run(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feeds, fetches, call = self._callables[signature]
-        # Callables skip the placeholders' shape checks, so check here (also for warmup and batches).
+        # Callables feed as Session::Run does: aliases and dtypes checked here, shapes by the ops.
         self.signatures[signature].check_inputs(inputs)
         try:
             outputs = call(*[inputs[alias] for alias in feeds])

@@ -117,8 +117,10 @@ def to_numpy(proto: tensor_pb2.TensorProto, alias: str) -> np.ndarray:
     return full.reshape(shape)
 
 
-def to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
-    """Encode one response tensor into the typed field, as TF Serving's Predict does."""
+def to_proto(array: np.ndarray, as_content: bool = False) -> tensor_pb2.TensorProto:
+    """Encode one response tensor into the typed field, as TF Serving's Predict does; with
+    ``as_content`` (--enable_serialization_as_tensor_content) as raw ``tensor_content`` bytes,
+    except strings, which have no such encoding."""
     dtype = tf_dtype(array)
     proto = tensor_pb2.TensorProto(
         dtype=dtype,
@@ -126,6 +128,9 @@ def to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
             dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in array.shape]
         ),
     )
+    if as_content and dtype != types_pb2.DT_STRING:
+        proto.tensor_content = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        return proto
     field = _DTYPES[dtype][1]
     flat = array.reshape(-1)
     if dtype == types_pb2.DT_STRING:

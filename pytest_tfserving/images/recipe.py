@@ -35,9 +35,12 @@ exec tensorflow_model_server --port=8500 --rest_api_port=8501 \
 --model_name=${MODEL_NAME} --model_base_path=${MODEL_BASE_PATH}/${MODEL_NAME} "$@"
 """
 
+# The embedded server listens on 127.0.0.1 unless told otherwise; in a container that would make the
+# published ports unreachable, and tensorflow_model_server listens on all interfaces, so the stand-in
+# binary passes --bind_address=0.0.0.0 (before "$@": a caller's own --bind_address wins).
 MODEL_SERVER_SCRIPT = f"""#!/bin/sh
 # Stand-in for TF Serving's binary: pytest-tfserving's embedded, TF-Serving-compatible server.
-exec {VENV}/bin/python -m pytest_tfserving.embedded "$@"
+exec {VENV}/bin/python -m pytest_tfserving.embedded --bind_address=0.0.0.0 "$@"
 """
 
 SERVER_CHANGES: tuple[str, ...] = (

@@ -15,8 +15,9 @@ session and the variant cache missed. The identity hashes instead, without Tenso
   variable is what the restore and init ops assign it (the checkpoint value of the key the restore
   op reads, not the key, whose numbering is the set's order). Nodes nothing serves are left out.
 - a TFLite flatbuffer: operators (code, version, options, inputs), tensors (type, shape,
-  quantization, constant data), subgraph inputs and outputs, signature maps and metadata; tensor
-  names and the order of tensors and buffers left out.
+  quantization, constant data), subgraph inputs and outputs, signature maps and metadata (the
+  ``signature_defs_metadata`` TF Serving reads by alias, dtype, shape and the tensor each name
+  resolves to); tensor names and the order of tensors and buffers left out.
 - every other file (assets, warm-up requests, a user's own files) by its relative path and bytes.
 
 A SavedModel or ``.tflite`` this reader cannot follow (another format, a corrupt file, recursion,
@@ -34,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 IDENTITY_SCHEME = b"pytest-tfserving model identity 1"
-"""Bump when the canonical form changes: every identity changes with it."""
+"""Bump when the canonical form changes: every identity changes with it. Not bumped when
+``signature_defs_metadata`` came to be read by tensor: only a ``.tflite`` carrying that entry hashes
+differently, and the variants we build gained the entry (so a new identity) in the same change."""
 
 SAVED_MODEL_FILE = "saved_model.pb"
 TFLITE_SUFFIX = ".tflite"
@@ -927,6 +930,9 @@ def _tflite_digest(data: bytes) -> bytes:
         name, content = flat.string(entry, 0), contents[flat.scalar(entry, 1, "I")]
         if name == b"CONVERSION_METADATA":
             metadata.append((name, _conversion_metadata(content)))
+        elif name == _SIGNATURE_DEFS_METADATA and subgraphs:
+            names = [flat.string(t, 3) for t in flat.tables(flat.tables(model, 2)[0], 0)]
+            metadata.append((name, _signature_defs_metadata(content, names, subgraphs[0][1])))
         else:
             metadata.append((name, hashlib.sha256(content).digest()))
     metadata.sort()
@@ -938,6 +944,38 @@ def _tflite_digest(data: bytes) -> bytes:
         sorted(signatures),
         metadata,
     )
+
+
+_SIGNATURE_DEFS_METADATA = b"signature_defs_metadata"
+
+
+def _signature_defs_metadata(content: bytes, names: list[bytes], tensors: list[bytes]) -> bytes:
+    """The SignatureDefs TF Serving reads from a TFLite model (a flexbuffer map of serialized
+    SignatureDef protos), each TensorInfo by the tensor its name resolves to as TF Serving resolves
+    it (the name, else the name without ``:0``), not by the name. A map this reader cannot follow
+    is hashed by its bytes."""
+    from flatbuffers import flexbuffers
+
+    index = {name: i for i, name in enumerate(names)}
+
+    def tensor(raw: bytes) -> bytes:
+        info = _message(raw)
+        name = _bytes(info, 1)
+        at = index.get(name, index.get(name.split(b":", 1)[0]))
+        ref = tensors[at] if at is not None else _digest("unknown tensor", name)
+        return _digest("tensor info", _int(info, 2), _bytes(info, 3), ref)
+
+    try:
+        table = flexbuffers.GetRoot(content).AsMap
+        signatures = []
+        for key, value in zip(table.Keys, table.Values, strict=True):
+            signature = _message(value.AsStringBytes)
+            inputs = [(alias, tensor(raw)) for alias, raw in sorted(_map(signature, 1).items())]
+            outputs = [(alias, tensor(raw)) for alias, raw in sorted(_map(signature, 2).items())]
+            signatures.append((key.AsKey, _text(signature, 3), inputs, outputs))
+    except Exception:  # any flexbuffer or proto error: the bytes stand for it
+        return _digest("signature defs bytes", hashlib.sha256(content).digest())
+    return _digest("signature defs", sorted(signatures))
 
 
 def _tflite_buffer(flat: _Flat, buffer: int) -> bytes:

@@ -5,6 +5,10 @@ Quantization is the Python converter's ``optimizations=[tf.lite.Optimize.DEFAULT
 type for fp16, or a representative dataset and integer-only builtin ops for full int8. The int8
 model keeps float32 inputs and outputs (quantize/dequantize at the edges), so clients send the same
 requests to every variant; all ops in between are int8.
+
+Every variant carries the SavedModel's ``serving_default`` as ``signature_defs_metadata``
+(``models.tflite_signatures``), so TF Serving exposes the SavedModel's input and output names for it,
+not the TFLite tensor names it generates otherwise.
 """
 
 from __future__ import annotations
@@ -113,7 +117,19 @@ def materialize_dataset(
 
 
 def convert(savedmodel_dir: Path, variant: str, samples: list[dict[str, np.ndarray]] | None) -> bytes:
-    """The ``model.tflite`` bytes for ``variant``, keeping the ``serving_default`` signature."""
+    """The ``model.tflite`` bytes for ``variant``, with the ``serving_default`` signature both in
+    TFLite's signature table and in the ``signature_defs_metadata`` TF Serving reads."""
+    from pytest_tfserving.models.tflite_signatures import SignatureMismatch, add_savedmodel_signatures
+
+    content = _converted(savedmodel_dir, variant, samples)
+    try:
+        return add_savedmodel_signatures(content, savedmodel_dir, (SIGNATURE,))
+    except SignatureMismatch as exc:
+        raise ModelBuildError(f"TFLite {variant} model: {exc}") from exc
+
+
+def _converted(savedmodel_dir: Path, variant: str, samples: list[dict[str, np.ndarray]] | None) -> bytes:
+    """What the TFLite converter makes of ``serving_default`` for ``variant``."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(savedmodel_dir), signature_keys=[SIGNATURE])

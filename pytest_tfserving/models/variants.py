@@ -36,9 +36,11 @@ from pytest_tfserving.perf.progress import Progress, Silent
 from pytest_tfserving.serving.spec import TFLITE_VARIANTS, VARIANTS, ModelSpec, SpecError, Variant
 from pytest_tfserving.tf_extra import require_tf_extra
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 """Bump when the layout, the key or conversion settings change, so old entries are not reused.
-2: SavedModel sources keyed by their identity instead of their bytes."""
+2: SavedModel sources keyed by their identity instead of their bytes.
+3: TFLite variants carry the SavedModel's signatures as ``signature_defs_metadata`` (older entries
+lack it, and TF Serving would expose tensor names for them)."""
 TFLITE_FILE = "model.tflite"
 BUILD_INFO = "build.json"
 

@@ -106,7 +106,9 @@ class PerfHandle:
             payloads=payloads or PayloadOptions(),
             timeout_s=timeout_s,
             sampler=self._sampler(server) if sample_resources else None,
-            server_latency=server_latency_source(server, model_name),
+            server_latency=server_latency_source(
+                server, model_name, "rest" if protocol == "rest" else "grpc"
+            ),
         )
 
     def _loads(self, load: Mapping[str, Any]) -> Callable[[Server], LoadConfig]:

@@ -77,6 +77,7 @@ SPEC_FIELDS: tuple[SpecField, ...] = (  # command-line order
         "were fingerprinted without it",
     ),
     SpecField("enable_model_warmup", "flag", ("enable_model_warmup",), server_default=True),
+    SpecField("gpu_memory_fraction", "flag", ("per_process_gpu_memory_fraction",)),
     SpecField("extra_flags", "append", record="tuple"),
 )
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pytest_tfserving.serving.fields import managed_flags
+from pytest_tfserving.serving.tfs_flags import check_extra_flag
 
 Variant = Literal["fp32", "fp16", "int8-dynamic", "int8"]
 VARIANTS: tuple[str, ...] = ("fp32", "fp16", "int8-dynamic", "int8")
@@ -130,6 +131,10 @@ class ServerSpec:
     enable_model_warmup: bool = True
     prometheus_path: str | None = DEFAULT_PROMETHEUS_PATH
     extra_flags: tuple[str, ...] = field(default=())
+    gpu_memory_fraction: float | None = None
+    """--per_process_gpu_memory_fraction: the share of each GPU's memory this server's TensorFlow
+    takes at start (0 < f <= 1); None leaves TensorFlow's default, which claims most free memory, so
+    two servers sharing a GPU (A and B of --ab-baseline, a pool) need e.g. 0.45 each."""
 
     @classmethod
     def single(
@@ -154,6 +159,7 @@ class ServerSpec:
         silently misread; return self so calls chain."""
         _validate_models(self)
         _validate_threads(self)
+        _validate_gpu_memory(self)
         _validate_batching(self)
         _validate_monitoring_and_flags(self)
         return self
@@ -208,6 +214,18 @@ def _validate_threads(spec: ServerSpec) -> None:
         )
 
 
+def _validate_gpu_memory(spec: ServerSpec) -> None:
+    fraction = spec.gpu_memory_fraction
+    if fraction is None:
+        return
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise SpecError(
+            f"gpu_memory_fraction={fraction!r}: give the share of GPU memory for this server, "
+            "0 < fraction <= 1 (e.g. 0.45 for each of two servers on one GPU), or None for "
+            "TensorFlow's default"
+        )
+
+
 def _validate_batching(spec: ServerSpec) -> None:
     if spec.batching is not None:
         if not spec.enable_batching:
@@ -225,8 +243,13 @@ def _validate_monitoring_and_flags(spec: ServerSpec) -> None:
             f"{DEFAULT_PROMETHEUS_PATH!r}; use None to turn monitoring off"
         )
     for flag in spec.extra_flags:
-        if not flag.startswith("--") or len(flag) < 3:
-            raise SpecError(f"extra flag {flag!r} must look like '--name=value'")
-        name = flag[2:].split("=", 1)[0]
-        if name in MANAGED_FLAGS:
-            raise SpecError(f"extra flag {flag!r} repeats a flag ServerSpec owns: {MANAGED_FLAGS[name]}")
+        if not isinstance(flag, str):
+            raise SpecError(f"extra flag {flag!r} must be a string like '--name=value'")
+        try:
+            known = check_extra_flag(flag)  # the 2.19.1 flag table: a typo fails here, not silently there
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
+        if known.name in MANAGED_FLAGS:
+            raise SpecError(
+                f"extra flag {flag!r} repeats a flag ServerSpec owns: {MANAGED_FLAGS[known.name]}"
+            )

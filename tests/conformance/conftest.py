@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from pytest_tfserving.backends.docker import DEFAULT_IMAGE
 from pytest_tfserving.embedded.launch import ServerProcess, embedded_command, start_server
 
 MODEL = "tiny"
 METRICS_PATH = "/monitoring/prometheus/metrics"
 MONITORING = f'prometheus_config {{\n  enable: true\n  path: "{METRICS_PATH}"\n}}\n'
-DOCKER_IMAGE = "tensorflow/serving:latest"
+DOCKER_IMAGE = DEFAULT_IMAGE  # the pinned tag users get from the docker backend, not a moving "latest"
 
 
 @dataclass(frozen=True)
@@ -94,10 +95,12 @@ def _docker(root: Path) -> Iterator[Server]:
     except Exception:
         pytest.skip(f"image {DOCKER_IMAGE} is not present; run `docker pull {DOCKER_IMAGE}`")
     grpc_port, rest_port = _free_port(), _free_port()
+    # The image's own entrypoint (tf_serving_entrypoint.sh: --port=8500 --rest_api_port=8501
+    # --model_name=$MODEL_NAME --model_base_path=$MODEL_BASE_PATH/$MODEL_NAME), as users run it.
     container = client.containers.run(
         DOCKER_IMAGE,
-        command=_flags(f"/models/{MODEL}", "/models/monitoring.config", 8500, 8501),
-        entrypoint=["tensorflow_model_server"],
+        command=["--monitoring_config_file=/models/monitoring.config"],
+        environment={"MODEL_NAME": MODEL, "MODEL_BASE_PATH": "/models"},
         volumes={str(root): {"bind": "/models", "mode": "ro"}},
         ports={"8500/tcp": ("127.0.0.1", grpc_port), "8501/tcp": ("127.0.0.1", rest_port)},
         detach=True,

@@ -67,18 +67,15 @@ def standin(engine: Any) -> ImageRefs:
 @pytest.fixture(scope="session")
 def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Model repository: tiny/1 (SavedModel fp32), tiny_fp16/1 (model.tflite), broken/1 (garbage)."""
-    import tensorflow as tf
-
+    from pytest_tfserving.models.tflite import convert
     from pytest_tfserving.models.tiny import build_tiny_cnn, export_savedmodel
 
     root = tmp_path_factory.mktemp("models")
     saved = export_savedmodel(build_tiny_cnn(seed=0), root / "tiny" / "1")
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.target_spec.supported_types = [tf.float16]
     lite_dir = root / "tiny_fp16" / "1"
     lite_dir.mkdir(parents=True)
-    (lite_dir / "model.tflite").write_bytes(converter.convert())
+    # As models.variants builds it: with signature_defs_metadata, so servers expose "images".
+    (lite_dir / "model.tflite").write_bytes(convert(saved, "fp16", None))
     broken = root / "broken" / "1"
     broken.mkdir(parents=True)
     (broken / "saved_model.pb").write_bytes(b"this is not a protobuf \x00\xff" * 8)

@@ -66,7 +66,9 @@ def test_container_serves_the_model_and_is_removed(
 
 @pytest.mark.usefixtures("ryuk_or_disabled")
 def test_start_failure_carries_the_container_log(backend: DockerBackend, tmp_path: Path) -> None:
-    spec = ServerSpec(models=(ModelSpec("tiny", tmp_path / "empty"),), extra_flags=("--no_such_flag=1",))
+    # A real flag both servers refuse at start (a typo is refused earlier, when the spec is built).
+    spec = ServerSpec(models=(ModelSpec("tiny", tmp_path / "empty"),),
+                      extra_flags=("--tensorflow_session_config_file=/does/not/exist",))
     (tmp_path / "empty").mkdir()
     with pytest.raises(Exception, match="container log"):
         backend.start(spec, tmp_path, 60.0)

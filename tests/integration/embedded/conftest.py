@@ -61,3 +61,26 @@ def start(model_dir: Path, monitoring_file: Path) -> Iterator[StartServer]:
     yield _start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def half_plus_two(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TF1-style SavedModel with predict, classify and regress signatures (example_models)."""
+    from tests.integration.embedded.example_models import export_half_plus
+
+    return export_half_plus(tmp_path_factory.mktemp("half_plus_two") / "savedmodel")
+
+
+@pytest.fixture
+def serve() -> Iterator[StartServer]:
+    """``serve(*flags)``: the embedded server with exactly these flags (plus free ports), stopped after."""
+    started: list[ServerProcess] = []
+
+    def _serve(*flags: str, want_rest: bool = True) -> ServerProcess:
+        server = start_server(embedded_command("--port=0", "--rest_api_port=0", *flags), want_rest=want_rest)
+        started.append(server)
+        return server
+
+    yield _serve
+    for server in started:
+        server.stop()

@@ -51,7 +51,11 @@ def _bad_requests() -> list[predict_pb2.PredictRequest]:
     filtered.CopyFrom(good)
     filtered.output_filter.append("nope")
     requests.append(filtered)
-    requests.append(predict_pb2.PredictRequest())  # no model name at all
+    requests.append(predict_pb2.PredictRequest())  # no model name: "ModelSpec has no name specified."
+    unknown = predict_pb2.PredictRequest()
+    unknown.CopyFrom(good)
+    unknown.model_spec.name = "no_such_model"  # NOT_FOUND
+    requests.append(unknown)
     return requests
 
 

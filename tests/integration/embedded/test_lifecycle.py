@@ -1,4 +1,5 @@
-"""Command line errors, clean shutdown on SIGTERM/SIGINT, and loading a new version directory."""
+"""Command line errors as the binary reports them, clean shutdown on SIGTERM/SIGINT, and loading a new
+version directory."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import numpy as np
 import pytest
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from pytest_tfserving.embedded.flags import FlagError, parse_flags
 from tests.integration.embedded.embedded_helpers import predict_request
 
 
@@ -30,45 +30,40 @@ def _run(*flags: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--model_base_path=/m", "--no_such_flag=1"], "unknown command line flag 'no_such_flag'"),
-        (["--model_base_path=/m", "--port=eighty"], "Illegal value 'eighty' specified for flag 'port'"),
-        (["--model_base_path=/m", "--enable_batching=maybe"], "flag 'enable_batching'"),
+        (["--model_base_path=/m", "--port=eighty"], "Couldn't interpret value eighty for flag port."),
+        (["--model_base_path=/m", "--enable_batching=maybe"], "for flag enable_batching"),
         (["--port=8500"], "model_base_path"),
         (["--model_base_path=/m", "--batching_parameters_file=/b"], "enable_batching"),
-        (["--model_config_file=/does/not/exist"], "/does/not/exist"),
+        (["--model_config_file=/does/not/exist"], "NOT_FOUND: /does/not/exist"),
+        (["--model_base_path=relative/m"], "Expected model default to have an absolute path"),
     ],
 )
-def test_bad_command_line_exits_non_zero_with_message(flags: list[str], message: str) -> None:
+def test_bad_command_line_exits_255_with_message(flags: list[str], message: str) -> None:
     result = _run(*flags)
-    assert result.returncode != 0
+    assert result.returncode == 255  # the binary returns -1 from main
     assert message in result.stderr
 
 
-def test_flag_syntax_like_tensorflow_model_server() -> None:
-    flags = parse_flags(
-        [
-            "--port",
-            "9000",
-            "--enable_batching",
-            "--rest_api_port=0",
-            "--model_base_path=/m",
-            "--prefer_tflite_model=false",
-            "--tensorflow_intra_op_parallelism=2",
-            "--rest_api_timeout_in_ms=100",
-        ]
-    )
-    assert (flags.port, flags.enable_batching, flags.rest_api_port) == (9000, True, 0)
-    assert flags.prefer_tflite_model is False and flags.threads == (2, 0)
-    assert parse_flags(["--model_base_path=/m"]).rest_api_port is None  # REST off, as upstream
-    with pytest.raises(FlagError):
-        parse_flags(
-            [
-                "--model_base_path=/m",
-                "--tensorflow_session_parallelism=1",
-                "--tensorflow_intra_op_parallelism=1",
-                "--tensorflow_inter_op_parallelism=1",
-            ]
-        )
+def test_help_prints_the_usage_and_exits() -> None:
+    result = _run("--model_base_path=/m", "--help")
+    assert result.returncode == 255
+    assert result.stdout.startswith("usage: tensorflow_model_server\nFlags:\n")
+
+
+def test_ignored_arguments_are_reported_as_the_binary_reports_them() -> None:
+    """The binary ignores what is no flag (stdout: "unknown argument" + usage) and carries on; here it
+    carries on to the next error, and stderr says what was meant."""
+    result = _run("--model_base_path=relative/m", "--use_tflite_model=true", "--port", "9000")
+    assert result.stdout.startswith("unknown argument: --use_tflite_model=true\nusage:")
+    assert "did you mean --prefer_tflite_model" in result.stderr
+    assert "use --port=9000" in result.stderr
+    assert "Expected model default to have an absolute path" in result.stderr  # it went on to start
+
+
+def test_version_exits_before_reporting_ignored_arguments() -> None:
+    result = _run("--version", "--no_such_flag=1")
+    assert result.returncode == 0 and result.stdout.startswith("TensorFlow ModelServer: ")
+    assert "unknown argument" not in result.stdout
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -48,7 +48,8 @@ def grpc_predicts(server: LocalServer, n: int) -> None:
 def scraper(server: LocalServer, entrypoint: str) -> PrometheusScraper:
     assert server.endpoints.prometheus_url is not None
     return PrometheusScraper(server.endpoints.prometheus_url,
-                             labels={"model_name": "tiny", "entrypoint": entrypoint})
+                             labels={"model_name": "tiny", "entrypoint": entrypoint,
+                                     "API": "Predict" if entrypoint == "GRPC" else "predict"})
 
 
 def test_rest_predicts_show_up_exactly(embedded_server: LocalServer) -> None:

@@ -91,7 +91,8 @@ def test_single_turns_tflite_on_for_tflite_variants() -> None:
             "set prefer_tflite_model=True",
         ),
         (_spec(prometheus_path="metrics"), "must start with '/'"),
-        (_spec(extra_flags=("enable_batching",)), "must look like '--name=value'"),
+        (_spec(extra_flags=("enable_batching",)), r"is not a flag \(a value must be joined to its flag"),
+        (_spec(extra_flags=("--enable_batchng=true",)), "did you mean --enable_batching"),
         (_spec(extra_flags=("--tensorflow_inter_op_parallelism=4",)), r"set ServerSpec\.inter_op"),
     ],
 )

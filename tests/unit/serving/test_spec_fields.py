@@ -49,10 +49,12 @@ def _sample(item: dataclasses.Field[Any]) -> Any:
         return not default
     if kind is int:
         return 3
+    if kind is float:
+        return 0.5
     if kind is str:
         return "/sample"
     if kind is tuple:
-        return ("--sample_flag=1",)
+        return ("--enable_grpc_healthcheck_service=true",)  # a real flag no field owns
     if dataclasses.is_dataclass(kind):
         return BatchingSpec(max_batch_size=8, allowed_batch_sizes=(4, 8)) if kind is BatchingSpec else kind()
     raise AssertionError(f"no sample value for ServerSpec.{item.name}: {hint}; teach _sample one")
