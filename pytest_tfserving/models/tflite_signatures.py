@@ -16,9 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import flatbuffers
 import numpy as np
-from tensorflow.core.protobuf import meta_graph_pb2
 
 SIGNATURE_DEFS_METADATA = "signature_defs_metadata"
 SERVE_TAG = "serve"
@@ -53,6 +51,7 @@ def savedmodel_signature_defs(savedmodel_dir: Path, keys: tuple[str, ...]) -> di
 
 def tflite_signature_defs(content: bytes, savedmodel_defs: Mapping[str, Any]) -> dict[str, Any]:
     """``savedmodel_defs`` with each TensorInfo naming the TFLite tensor of its alias."""
+    from tensorflow.core.protobuf import meta_graph_pb2
     from tensorflow.lite.python import schema_py_generated as schema
 
     model = schema.Model.GetRootAsModel(content, 0)
@@ -123,7 +122,7 @@ def with_signature_defs(content: bytes, signature_defs: Mapping[str, Any]) -> by
         entry.name = SIGNATURE_DEFS_METADATA
         entry.buffer = len(model.buffers) - 1
         model.metadata = [*(model.metadata or []), entry]
-    builder = _AlignedBuilder(1024)
+    builder = _aligned_builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
 
@@ -132,13 +131,19 @@ def _name(value: str | bytes | None) -> str:
     return value.decode() if isinstance(value, bytes) else (value or "")
 
 
-class _AlignedBuilder(flatbuffers.Builder):
-    """Byte vectors (buffer data) start on 16-byte boundaries, as the converter writes them."""
+def _aligned_builder(size: int) -> Any:
+    """A flatbuffers Builder whose byte vectors (buffer data) start on 16-byte boundaries, as the
+    converter writes them. flatbuffers comes with the [tf] extra, so it is imported here, not at the
+    top: the light install imports this module's package without it."""
+    import flatbuffers
 
-    def StartVector(self, elemSize: int, numElems: int, alignment: int) -> Any:
-        if elemSize == 1:
-            alignment = max(alignment, BUFFER_ALIGNMENT)
-        return super().StartVector(elemSize, numElems, alignment)
+    class AlignedBuilder(flatbuffers.Builder):
+        def StartVector(self, elemSize: int, numElems: int, alignment: int) -> Any:
+            if elemSize == 1:
+                alignment = max(alignment, BUFFER_ALIGNMENT)
+            return super().StartVector(elemSize, numElems, alignment)
+
+    return AlignedBuilder(size)
 
 
 def add_savedmodel_signatures(content: bytes, savedmodel_dir: Path, keys: tuple[str, ...]) -> bytes:

@@ -104,7 +104,7 @@ def built_tflite(tiny_savedmodel: Path, tmp_path_factory: pytest.TempPathFactory
     }
 
 
-@pytest.mark.parametrize("variant", TFLITE_VARIANTS)
+@pytest.mark.parametrize("variant", sorted(TFLITE_VARIANTS))  # sorted: xdist workers collect alike
 def test_built_variants_are_served_under_the_savedmodels_names(
     variant: str, start, model_dir: Path, built_tflite: dict[str, bytes]
 ) -> None:

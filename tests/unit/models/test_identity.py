@@ -81,7 +81,7 @@ def test_the_seeded_model_exported_by_another_process_has_one_identity(
     assert identity_kinds(first) == {".": "savedmodel"}
 
 
-@pytest.mark.parametrize("variant", TFLITE_VARIANTS)
+@pytest.mark.parametrize("variant", sorted(TFLITE_VARIANTS))  # sorted: xdist workers collect alike
 def test_tflite_variants_have_one_identity_across_processes_and_layer_names(
     variant: str, built_variants: dict[str, ModelSpec], other_session: dict[str, Any]
 ) -> None:

@@ -25,7 +25,7 @@ def _content(built_variants: dict[str, ModelSpec], variant: str) -> bytes:
     return (built_variants[variant].base_path / "1" / TFLITE_FILE).read_bytes()
 
 
-@pytest.mark.parametrize("variant", TFLITE_VARIANTS)
+@pytest.mark.parametrize("variant", sorted(TFLITE_VARIANTS))  # sorted: xdist workers collect alike
 def test_variant_metadata_is_the_savedmodels_signature_on_the_tflite_tensors(
     variant: str, built_variants: dict[str, ModelSpec]
 ) -> None:
@@ -53,7 +53,7 @@ def test_variant_metadata_is_the_savedmodels_signature_on_the_tflite_tensors(
     assert [d.size for d in signature.inputs["images"].tensor_shape.dim] == [-1, 8, 8, 3]
 
 
-@pytest.mark.parametrize("variant", TFLITE_VARIANTS)
+@pytest.mark.parametrize("variant", sorted(TFLITE_VARIANTS))  # sorted: xdist workers collect alike
 def test_variant_metadata_is_readable_by_older_readers_and_buffers_stay_aligned(
     variant: str, built_variants: dict[str, ModelSpec]
 ) -> None:

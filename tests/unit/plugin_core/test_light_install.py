@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-TF_PACKAGES = ("tensorflow", "tensorflow_serving", "keras", "tf_keras", "ai_edge_litert")
+TF_PACKAGES = ("tensorflow", "tensorflow_serving", "keras", "tf_keras", "ai_edge_litert", "flatbuffers")
 WITHOUT_TF = f"import sys\nfor _name in {TF_PACKAGES!r}:\n    sys.modules[_name] = None\n"
 TF_INSTALL = "pip install 'pytest-tfserving[tf]'"
 
