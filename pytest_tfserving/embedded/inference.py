@@ -11,7 +11,9 @@ converted as PostProcess* does. The signature runs through the servable (and its
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import numpy as np
@@ -194,32 +196,32 @@ class Inference:
     def classify(
         self, request: classification_pb2.ClassificationRequest
     ) -> classification_pb2.ClassificationResponse:
-        if not request.HasField("model_spec"):
-            raise invalid("Missing ModelSpec")
-        spec = request.model_spec
-        loaded = self.manager.get(spec.name, requested_version(spec))
-        sig = _lookup(loaded, spec.signature_name)
-        fetch = check_classification(sig, self.options)
-        key = spec.signature_name or DEFAULT_SIGNATURE
-        outputs, count = self._run(loaded, spec.name, "Classify", key, request.input, fetch)
         response = classification_pb2.ClassificationResponse()
-        response.model_spec.CopyFrom(_model_spec(spec.name, spec.signature_name, loaded.servable.version))
+        outputs, count = self._run_examples(request, "Classify", check_classification, response)
         response.result.CopyFrom(classification_result(outputs, count))
         return response
 
     def regress(self, request: regression_pb2.RegressionRequest) -> regression_pb2.RegressionResponse:
+        response = regression_pb2.RegressionResponse()
+        outputs, count = self._run_examples(request, "Regress", check_regression, response)
+        response.result.CopyFrom(regression_result(outputs, count))
+        return response
+
+    def _run_examples(
+        self, request: Any, api: str, check: Callable[..., Any], response: Any
+    ) -> tuple[dict[str, np.ndarray], int]:
+        """Classify and Regress alike: the signature checked by ``check``, the examples run, and the
+        response's model spec filled; returns the fetched outputs and the number of examples."""
         if not request.HasField("model_spec"):
             raise invalid("Missing ModelSpec")
         spec = request.model_spec
         loaded = self.manager.get(spec.name, requested_version(spec))
         sig = _lookup(loaded, spec.signature_name)
-        fetch = check_regression(sig, self.options)
+        fetch = check(sig, self.options)
         key = spec.signature_name or DEFAULT_SIGNATURE
-        outputs, count = self._run(loaded, spec.name, "Regress", key, request.input, fetch)
-        response = regression_pb2.RegressionResponse()
+        outputs, count = self._run(loaded, spec.name, api, key, request.input, fetch)
         response.model_spec.CopyFrom(_model_spec(spec.name, spec.signature_name, loaded.servable.version))
-        response.result.CopyFrom(regression_result(outputs, count))
-        return response
+        return outputs, count
 
     def multi_inference(
         self, request: inference_pb2.MultiInferenceRequest
