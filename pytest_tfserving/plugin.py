@@ -17,6 +17,10 @@ from pytest_tfserving.selection import PerfSelection
 from pytest_tfserving.session import SESSION_KEY, TfservingSession
 from pytest_tfserving.xdist_roles import role_for
 
+# Registered with this module, before pytest-split's plugin: its trylast hook must run just before
+# pytest-split's (shard_split.py says why).
+pytest_plugins = ("pytest_tfserving.shard_split",)
+
 PERF_MARKER_HELP = (
     "perf(**ceilings): a performance test, selected with `pytest -m perf` or --perf (a plain run "
     "deselects it). Ceilings hold whatever "

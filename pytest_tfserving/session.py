@@ -52,6 +52,7 @@ from pytest_tfserving.services.redis_service import (
     start_redis_container,
 )
 from pytest_tfserving.services.server_pool import ServerPool
+from pytest_tfserving.shard_split import SHARD_SUITE_KEY
 
 SESSION_KEY = pytest.StashKey["TfservingSession"]()
 HANDLE_KEY = pytest.StashKey[PerfHandle]()
@@ -82,6 +83,10 @@ class TfservingSession:
         # number of perf tests selected; a pytest-xdist controller gets them from its workers.
         self.collected_files: set[str] = set()
         self.perf_tests = 0
+        # As one shard of a pytest-split suite (shard_split.py): the suite's tests the other shards
+        # run, and the suite's perf tests, which share --perf-alpha (a plain run: its own).
+        self.elsewhere: tuple[str, ...] = ()
+        self.alpha_tests = 0
         self.gate_report: GateChangesReport | None = None
         cleanup.install_handlers()
         if not _is_worker(config):  # what killed baseline writes left behind; a live writer's is kept
@@ -229,14 +234,24 @@ class TfservingSession:
 
     # -- hooks -----------------------------------------------------------------------------------
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """--perf-alpha is shared by the perf tests this session runs (after -m/-k deselection);
-        every xdist worker collects the same items, so each computes the same share."""
+        """--perf-alpha is shared by the perf tests this session runs (after -m/-k deselection), or
+        as a pytest-split shard by those of the whole suite; every xdist worker collects the same
+        items, so each computes the same share."""
         self.perf_tests = sum(map(is_perf_test, session.items))
-        self.alpha = SessionAlpha(self.settings.perf_alpha, self.perf_tests)
+        suite = self.config.stash.get(SHARD_SUITE_KEY, None)
+        if suite is not None:
+            self.elsewhere = suite.elsewhere(item.nodeid for item in session.items)
+        self._set_alpha_tests(self.perf_tests if suite is None else suite.perf_tests)
         if _is_worker(self.config):
             self.config.workeroutput[COLLECTED_OUTPUT_KEY] = {  # type: ignore[attr-defined]
                 "files": sorted(self.collected_files), "perf_tests": self.perf_tests,
+                "elsewhere": list(self.elsewhere), "alpha_tests": self.alpha_tests,
             }
+
+    def _set_alpha_tests(self, tests: int) -> None:
+        self.alpha_tests = tests
+        self.alpha = SessionAlpha(self.settings.perf_alpha, tests)
+        self.reporter.alpha_tests = tests
 
     def pytest_itemcollected(self, item: pytest.Item) -> None:
         self.collected_files.add(file_of(item.nodeid))
@@ -248,6 +263,8 @@ class TfservingSession:
         if collected:
             self.collected_files.update(collected["files"])
             self.perf_tests = max(self.perf_tests, int(collected["perf_tests"]))
+            self.elsewhere = tuple(sorted({*self.elsewhere, *collected.get("elsewhere", ())}))
+            self._set_alpha_tests(max(self.alpha_tests, int(collected.get("alpha_tests", 0))))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
@@ -276,6 +293,7 @@ class TfservingSession:
             allowed=self.settings.allow_gate_changes,
             at_ref=at_ref,
             collected_files=self.collected_files,
+            elsewhere=self.elsewhere,
             session=session_loosenings(update_baselines=self.settings.update_baselines),
             errors=errors,
         )

@@ -44,7 +44,7 @@ class ControllerRole:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        self.reporter.write_reports()
+        self.reporter.write_reports(exitstatus)
 
 
 def role_for(config: pytest.Config, reporter: PerfReporter) -> WorkerRole | ControllerRole:

@@ -4,14 +4,16 @@ Per measurement, ``gate_settings.compare_gates`` names each loosening and the te
 ``gate/outcome.py``. What no test can fail for is decided here, for the whole session: a measurement
 with a baseline at the ref that this session did not measure although it collected the test's file
 (a renamed test, a changed parametrize id, a dropped measurement name, a skipped or deselected test),
-and session settings that switch the gate off (``--update-baselines``). Pure functions and frozen
-dataclasses; no pytest imports.
+and session settings that switch the gate off (``--update-baselines``). A pytest-split shard lists
+the other shards' tests apart (``other_shards``): ``across_shards`` checks them over all the shards'
+reports. Pure functions and frozen dataclasses; no pytest imports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pytest_tfserving.gate.gate_settings import GateChange
 
@@ -32,6 +34,7 @@ class Unmeasured:
 
     not_run: tuple[str, ...]  # their test file was collected: a loosening
     not_collected: tuple[str, ...]  # their test file was not collected (another suite or a subset of files)
+    other_shards: tuple[str, ...] = ()  # their tests are other pytest-split shards' to run
 
 
 def unmeasured(
@@ -40,16 +43,22 @@ def unmeasured(
     collected_files: Collection[str],
     measured: Collection[str],
     failed_tests: Collection[str] = (),
+    elsewhere: Collection[str] = (),
 ) -> Unmeasured:
     """Split the ref's unmeasured baselines. One whose test failed or errored is left out: that test
-    already fails the session, and its missing measurement follows from the failure."""
+    already fails the session, and its missing measurement follows from the failure. One whose test
+    is in ``elsewhere`` (node ids that pytest-split gave to other shards) is not this session's."""
     not_run: list[str] = []
     not_collected: list[str] = []
+    other_shards: list[str] = []
     for mid in sorted(set(at_ref) - set(measured)):
         if any(belongs_to(mid, nodeid) for nodeid in failed_tests):
             continue
+        if any(belongs_to(mid, nodeid) for nodeid in elsewhere):
+            other_shards.append(mid)
+            continue
         (not_run if file_of(mid) in collected_files else not_collected).append(mid)
-    return Unmeasured(tuple(not_run), tuple(not_collected))
+    return Unmeasured(tuple(not_run), tuple(not_collected), tuple(other_shards))
 
 
 def session_loosenings(*, update_baselines: bool) -> tuple[GateChange, ...]:
@@ -81,6 +90,8 @@ class GateChangesReport:
     not_gated: tuple[str, ...] = ()  # measured without a baseline at the ref
     unrecorded: tuple[str, ...] = ()  # the ref's baseline predates recorded gate settings: not compared
     not_collected: tuple[str, ...] = ()  # baselined at the ref in files this session did not collect
+    other_shards: tuple[str, ...] = ()  # baselined at the ref, their tests run by other shards
+    merged_shards: int = 0  # > 0: the union of this many shards' reports (across_shards)
 
     @property
     def loosened(self) -> tuple[MeasuredChange, ...]:
@@ -117,10 +128,76 @@ class GateChangesReport:
             "not_gated": list(self.not_gated),
             "unrecorded": list(self.unrecorded),
             "not_collected": list(self.not_collected),
+            "other_shards": list(self.other_shards),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateChangesReport:
+        """Read ``to_dict``'s record back (a shard's JSON report); keys it lacks are empty."""
+        def names(key: str) -> tuple[str, ...]:
+            return tuple(str(m) for m in data.get(key) or ())
+
+        return cls(
+            ref=str(data["ref"]),
+            allowed=bool(data.get("allowed", False)),
+            changes=tuple(
+                MeasuredChange(str(c["measurement"]), GateChange(
+                    str(c["what"]), str(c["old"]), str(c["new"]), looser=bool(c["looser"])))
+                for c in data.get("changes") or ()
+            ),
+            not_run=names("not_run"),
+            session=tuple(
+                GateChange(str(c["what"]), str(c["old"]), str(c["new"]), looser=True)
+                for c in data.get("session") or ()
+            ),
+            errors=names("errors"),
+            not_gated=names("not_gated"),
+            unrecorded=names("unrecorded"),
+            not_collected=names("not_collected"),
+            other_shards=names("other_shards"),
+        )
 
 
 def measured_changes(
     per_measurement: Iterable[tuple[str, Sequence[GateChange]]],
 ) -> tuple[MeasuredChange, ...]:
     return tuple(MeasuredChange(mid, change) for mid, changes in per_measurement for change in changes)
+
+
+def across_shards(
+    shards: Sequence[GateChangesReport],
+    *,
+    allowed: bool,
+    measured: Collection[str],
+    failed_tests: Collection[str] = (),
+) -> GateChangesReport:
+    """One report for the shards of one suite (each judged against the same ref), as an unsharded
+    session would have made it: a test one shard left to the others and that no shard measured (a
+    missing shard's, or one deselected everywhere) is "not run", a loosening. ``measured``: the
+    measurement ids of every shard; ``failed_tests``: the node ids that failed or errored in any.
+    ``allowed``: the merge's --allow-gate-changes, or every shard's own."""
+    if not shards:
+        raise ValueError("no shard reports to merge")
+    left = unmeasured(
+        {mid for s in shards for mid in s.other_shards},
+        collected_files={file_of(mid) for s in shards for mid in s.other_shards},
+        measured=measured,
+        failed_tests=failed_tests,
+    )
+    done = set(measured)
+
+    def union(values: Iterable[str]) -> tuple[str, ...]:
+        return tuple(sorted(set(values) - done))
+
+    return GateChangesReport(
+        ref=shards[0].ref,
+        allowed=allowed or all(s.allowed for s in shards),
+        changes=tuple(c for s in shards for c in s.changes),
+        not_run=tuple(sorted({*union(m for s in shards for m in s.not_run), *left.not_run})),
+        session=tuple(dict.fromkeys(c for s in shards for c in s.session)),
+        errors=tuple(dict.fromkeys(e for s in shards for e in s.errors)),
+        not_gated=tuple(sorted({m for s in shards for m in s.not_gated})),
+        unrecorded=tuple(sorted({m for s in shards for m in s.unrecorded})),
+        not_collected=union(m for s in shards for m in s.not_collected),
+        merged_shards=len(shards),
+    )

@@ -31,13 +31,16 @@ def report_from_records(
     collected_files: Collection[str],
     session: Sequence[GateChange] = (),
     errors: Sequence[str] = (),
+    elsewhere: Collection[str] = (),
 ) -> GateChangesReport:
     """The session's report: per-measurement changes from the records (each judged by its test),
-    and the ref's baselines that this session did not measure."""
+    and the ref's baselines that this session did not measure. ``elsewhere``: as a pytest-split
+    shard, the node ids the other shards run (the merge checks those)."""
     records = list(records)
     measured = {r.nodeid for r in records if r.measurement is not None}
     failed = {r.nodeid for r in records if r.error}
-    missing = unmeasured(at_ref, collected_files=collected_files, measured=measured, failed_tests=failed)
+    missing = unmeasured(at_ref, collected_files=collected_files, measured=measured, failed_tests=failed,
+                         elsewhere=elsewhere)
     with_baseline = [(r, r.baseline) for r in records if r.measurement is not None and r.baseline is not None]
     return GateChangesReport(
         ref=ref,
@@ -51,6 +54,7 @@ def report_from_records(
         )),
         unrecorded=tuple(sorted(r.nodeid for r, b in with_baseline if b.gate_settings is None)),
         not_collected=missing.not_collected,
+        other_shards=missing.other_shards,
     )
 
 
@@ -73,6 +77,13 @@ def _capped(items: Sequence[str]) -> list[str]:
     return shown
 
 
+def _where(report: GateChangesReport) -> str:
+    if report.merged_shards:
+        n = report.merged_shards
+        return f"any of the {n} shard report{'s' if n != 1 else ''} merged"
+    return "this session"
+
+
 def entries(report: GateChangesReport) -> list[tuple[str, list[str]]]:
     """(heading, lines) groups in the order a reviewer needs them; empty groups left out."""
     ref = report.ref
@@ -81,7 +92,7 @@ def entries(report: GateChangesReport) -> list[tuple[str, list[str]]]:
         ("loosened", [
             *(f"{c.what}: {c.old} -> {c.new}" for c in report.session),
             *(f"{c.mid}: {c.change.what}: {c.change.old} -> {c.change.new}" for c in report.loosened),
-            *(f"{m}: baselined at {report.ref}, not measured in this session ({NOT_RUN_WHY})"
+            *(f"{m}: baselined at {report.ref}, not measured in {_where(report)} ({NOT_RUN_WHY})"
               for m in report.not_run),
         ]),
         ("tightened (fine)", [f"{c.mid}: {c.change.what}: {c.change.old} -> {c.change.new}"
@@ -89,6 +100,8 @@ def entries(report: GateChangesReport) -> list[tuple[str, list[str]]]:
         (f"not gated: no baseline at {ref}", _capped(report.not_gated)),
         (f"not compared: the baseline at {ref} records no gate settings", _capped(report.unrecorded)),
         (f"baselined at {ref} in test files this session did not collect", _capped(report.not_collected)),
+        (f"baselined at {ref}, run by other shards (the merge checks that one measured them)",
+         _capped(report.other_shards)),
     ]
     return [(heading, lines) for heading, lines in groups if lines]
 

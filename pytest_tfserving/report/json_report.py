@@ -4,12 +4,19 @@ Keys are only ever added (other tools read them): each verdict carries ``detecta
 true relative change it would have caught with 95 % power; null when not estimated), each test its
 ``test`` id and ``measurement_name``, and the report the PR's worst detectable change
 (``detectable``) and the summary line the terminal prints (``summary_text``).
+
+So that ``python -m pytest_tfserving.report merge`` can read shards' reports back into records
+(``json_records.py``) and render them as one run, each test also carries what its outcome was
+decided with (``assertion_failed``, ``notes``, ``policy``, ``gate_changes``) and where JSON's null
+stood for an infinity or NaN (``nonfinite``), and the report the session's facts (``session``: exit
+status, pytest-split shard, hardware keys, gate settings) and the hook-added ``sections``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -42,7 +49,7 @@ def record_to_dict(record: TestRecord) -> dict[str, Any]:
             "runs": [run.to_dict() for run in record.baseline.history],
         }
     test, name = split_measurement_id(record.nodeid)
-    return {
+    data = {
         "nodeid": record.nodeid,
         "test": test,  # the pytest node id; ``nodeid`` adds "@name" for a named measurement
         "measurement_name": name or None,
@@ -53,7 +60,26 @@ def record_to_dict(record: TestRecord) -> dict[str, Any]:
         "verdicts": verdicts,
         "ceiling_failures": [{**asdict(f), "message": f.message()} for f in record.ceiling_failures],
         "fingerprint": None if record.fingerprint is None else dict(record.fingerprint),
+        "assertion_failed": record.assertion_failed,
+        "notes": list(record.notes),
+        "policy": asdict(record.policy),
+        "gate_changes": [asdict(c) for c in record.gate_changes],
     }
+    data["nonfinite"] = nonfinite_paths(data)
+    return data
+
+
+def nonfinite_paths(value: Any, path: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
+    """Where ``value`` holds an infinity or NaN (JSON writes null there): the key path and the value
+    as text ("inf", "-inf", "nan"), so a reader can restore them (a detectable change of inf means
+    "no change could be seen", null means "not estimated")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [{"path": list(path), "value": str(value)}]
+    if isinstance(value, dict):
+        return [found for k, v in value.items() for found in nonfinite_paths(v, (*path, k))]
+    if isinstance(value, (list, tuple)):
+        return [found for i, v in enumerate(value) for found in nonfinite_paths(v, (*path, i))]
+    return []
 
 
 def _reach(records: list[TestRecord]) -> dict[str, Any]:
@@ -73,8 +99,10 @@ def build_json_report(
     records: Iterable[TestRecord],
     fingerprint: Mapping[str, Any] | None = None,
     gate_changes: Mapping[str, Any] | None = None,
+    session: Mapping[str, Any] | None = None,
+    sections: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
-    """The whole report as JSON-safe data (NaN/inf become null)."""
+    """The whole report as JSON-safe data (NaN/inf become null). ``session``: ``session_facts``."""
     records = list(records)
     tests = [record_to_dict(r) for r in records]
     outcomes: dict[str, int] = {}
@@ -88,6 +116,8 @@ def build_json_report(
         "detectable": _reach(records),
         "tests": tests,
         **({"gate_changes": dict(gate_changes)} if gate_changes is not None else {}),
+        **({"session": dict(session)} if session is not None else {}),
+        "sections": [{"title": title, "text": text} for title, text in sections],
     }
     safe: dict[str, Any] = json_safe(report)
     return safe
@@ -98,10 +128,12 @@ def write_json_report(
     path: Path | str,
     fingerprint: Mapping[str, Any] | None = None,
     gate_changes: Mapping[str, Any] | None = None,
+    session: Mapping[str, Any] | None = None,
+    sections: Sequence[tuple[str, str]] = (),
 ) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    report = build_json_report(records, fingerprint, gate_changes)
+    report = build_json_report(records, fingerprint, gate_changes, session, sections)
     text = json.dumps(report, indent=2, sort_keys=True, allow_nan=False)
     path.write_text(text + "\n", encoding="utf-8")
     return path

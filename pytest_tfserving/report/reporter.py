@@ -14,12 +14,15 @@ from typing import Any
 import pytest
 
 from pytest_tfserving.gate.baselines import Change
+from pytest_tfserving.gate.gate_changes import GateChangesReport
 from pytest_tfserving.options import Settings
 from pytest_tfserving.report.gate_changes import GATE_REPORT_KEY, markdown_section
 from pytest_tfserving.report.json_report import write_json_report
 from pytest_tfserving.report.markdown import append_step_summary, render_markdown
 from pytest_tfserving.report.records import TestRecord
+from pytest_tfserving.report.session_facts import session_facts
 from pytest_tfserving.report.terminal import Line, report_lines
+from pytest_tfserving.shard_split import shard_of
 
 Payload = tuple[list[TestRecord], list[Change], list[str]]
 
@@ -34,6 +37,8 @@ class PerfReporter:
         self.baseline_changes: list[Change] = []
         self.warnings: list[str] = []
         self._sections: list[tuple[str, str]] | None = None
+        self.alpha_tests = 0  # the perf tests --perf-alpha is shared by (set by the session)
+        self.shard = shard_of(config)
 
     def payload(self) -> Payload:
         """Everything a pytest-xdist worker hands its controller."""
@@ -66,10 +71,13 @@ class PerfReporter:
         for path in written:
             tr.write_line(f"report written: {path}")
 
-    def write_reports(self) -> None:
-        """The Markdown (and $GITHUB_STEP_SUMMARY), JSON and PNG reports the settings ask for."""
+    def write_reports(self, exitstatus: int | None = None) -> None:
+        """The Markdown (and $GITHUB_STEP_SUMMARY), JSON and PNG reports the settings ask for. A
+        pytest-split shard always writes its JSON report (the merge needs every shard's)."""
         s = self.settings
         gate = self.config.stash.get(GATE_REPORT_KEY, None)  # --baseline-ref: what the PR changed
+        if s.perf_report_json and self.shard is not None:
+            self._write_json(gate, exitstatus)
         if not self.records and gate is None:
             return
         extra = "".join(f"\n## {title}\n\n{text.rstrip()}\n" for title, text in self._extra_sections())
@@ -84,13 +92,20 @@ class PerfReporter:
             if extra:
                 with open(summary, "a", encoding="utf-8") as fh:
                     fh.write(extra)
-        if s.perf_report_json:
-            write_json_report(self.records, s.perf_report_json,
-                              gate_changes=None if gate is None else gate.to_dict())
+        if s.perf_report_json and self.shard is None:
+            self._write_json(gate, exitstatus)
         if s.perf_report_plots:
             from pytest_tfserving.report.plots import plot_records
 
             plot_records(self.records, s.perf_report_plots)
+
+    def _write_json(self, gate: GateChangesReport | None, exitstatus: int | None) -> None:
+        assert self.settings.perf_report_json is not None
+        facts = session_facts(self.settings, exitstatus=exitstatus, shard=self.shard,
+                              alpha_tests=self.alpha_tests, records=self.records)
+        write_json_report(self.records, self.settings.perf_report_json,
+                          gate_changes=None if gate is None else gate.to_dict(),
+                          session=facts, sections=self._extra_sections())
 
     def _extra_sections(self) -> list[tuple[str, str]]:
         """Sections from ``pytest_tfserving_report_sections`` implementations, asked once per run."""
