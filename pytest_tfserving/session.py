@@ -52,7 +52,7 @@ from pytest_tfserving.services.redis_service import (
     start_redis_container,
 )
 from pytest_tfserving.services.server_pool import ServerPool
-from pytest_tfserving.shard_split import SHARD_SUITE_KEY
+from pytest_tfserving.shard_split import SHARD_SUITE_KEY, shard_of
 
 SESSION_KEY = pytest.StashKey["TfservingSession"]()
 HANDLE_KEY = pytest.StashKey[PerfHandle]()
@@ -72,6 +72,7 @@ class TfservingSession:
         self.config = config
         self.settings = settings
         self.reporter = PerfReporter(config, settings)
+        self.reporter.shard = shard_of(config)
         self.baselines = BaselineLookup(settings.baselines_dir, settings.baseline_ref, Path(config.rootpath))
         self._choice: tuple[Backend, str] | None = None
         self._pool: ServerPool | None = None

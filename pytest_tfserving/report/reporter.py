@@ -22,7 +22,7 @@ from pytest_tfserving.report.markdown import append_step_summary, render_markdow
 from pytest_tfserving.report.records import TestRecord
 from pytest_tfserving.report.session_facts import session_facts
 from pytest_tfserving.report.terminal import Line, report_lines
-from pytest_tfserving.shard_split import shard_of
+from pytest_tfserving.shard_split import Shard
 
 Payload = tuple[list[TestRecord], list[Change], list[str]]
 
@@ -37,8 +37,9 @@ class PerfReporter:
         self.baseline_changes: list[Change] = []
         self.warnings: list[str] = []
         self._sections: list[tuple[str, str]] | None = None
-        self.alpha_tests = 0  # the perf tests --perf-alpha is shared by (set by the session)
-        self.shard = shard_of(config)
+        # Set by the session: the perf tests --perf-alpha is shared by, and the pytest-split shard.
+        self.alpha_tests = 0
+        self.shard: Shard | None = None
 
     def payload(self) -> Payload:
         """Everything a pytest-xdist worker hands its controller."""
