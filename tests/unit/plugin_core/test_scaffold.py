@@ -84,10 +84,12 @@ def test_workflow_is_this_repositorys_own_but_for_the_install_and_paths() -> Non
         "# Example: gate pull requests on performance, on self-hosted GPU runners with Docker.",
         '# maintainer adds the label "perf-gate-change" (docs/GATE.md, "A PR cannot loosen its gate").',
         "# between the recording and the PR cannot pass for a regression or hide one (docs/GATE.md).",
-        "          python -m pip install -e '.[tf,gpu,plots]'",
+        "          python -m pip install -e '.[tf,gpu,plots,shard]'",
         "          python -m pytest perf_suites -m perf",
+        "          python -m pip install -e .",  # the merge job: the light install
     ]
     assert '          python -m pip install "$PYTEST_TFSERVING"' in starter
+    assert '          python -m pip install "$PYTEST_TFSERVING_LIGHT"' in starter
     assert "          python -m pytest -m perf" in starter
 
 

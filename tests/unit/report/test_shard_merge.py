@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -35,6 +38,7 @@ from pytest_tfserving.report.shard_merge import (
 )
 from pytest_tfserving.shard_split import Shard
 from tests.unit.gate.gate_factories import FINGERPRINT
+from tests.unit.plugin_core.test_light_install import WITHOUT_TF
 from tests.unit.report.report_factories import MEASUREMENT, judged, metric, relative
 
 SETTINGS = SimpleNamespace(perf_alpha=0.01, perf_window=0.5, baseline_ref="main", allow_gate_changes=False)
@@ -284,3 +288,38 @@ def test_cli_prints_to_stdout_and_passes(tmp_path: Path, capsys: pytest.CaptureF
     captured = capsys.readouterr()
     assert captured.out.index("shard 1/2") < captured.out.index("shard 2/2")  # sorted by path
     assert "performance gate passed over 2 shard reports" in captured.err
+
+
+def test_the_merge_runs_on_the_light_install(tmp_path: Path) -> None:
+    """The workflow's final job installs pytest-tfserving without TensorFlow."""
+    paths = write_shards(tmp_path, shard_text([judged(A, metric("pass"))], 1),
+                         shard_text([judged(B, metric("pass"))], 2))
+    code = WITHOUT_TF + (
+        "import runpy\nsys.argv = ['merge', 'merge', *sys.argv[1:]]\n"
+        "runpy.run_module('pytest_tfserving.report', run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True,
+                          check=False, timeout=120, env={**os.environ, "GITHUB_STEP_SUMMARY": ""})
+    assert done.returncode == PASSED, done.stderr
+    assert done.stdout.startswith("## Performance gate\n\n**2 passed**")
+
+
+WORKFLOWS = (".github/workflows/perf.yml", "pytest_tfserving/scaffold_templates/perf.yml.txt")
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_the_example_workflow_shards_on_gpu_runners_and_merges(name: str) -> None:
+    """Read as text: a matrix of shards on the self-hosted GPU runners, each uploading its report, and
+    a final job that merges them whatever the shards' outcome (its exit status is the PR's check)."""
+    workflow = (Path(__file__).parents[3] / name).read_text()
+    perf, merge = workflow.split("\n  perf:\n", 1)[1].split("\n  merge:\n", 1)
+    assert "      matrix:\n        shard: [1, 2]" in perf and "runs-on: [self-hosted, gpu]" in perf
+    assert "--splits=${{ strategy.job-total }} --group=${{ matrix.shard }}" in perf
+    assert "--perf-report-json=reports/perf.json" in perf and "name: perf-shard-${{ matrix.shard }}" in perf
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in perf
+    assert "    needs: perf\n    if: always() && needs.perf.result != 'skipped'\n" in merge
+    assert "pattern: perf-shard-*" in merge
+    assert "python -m pytest_tfserving.report merge reports/perf-shard-*/perf.json" in merge
+    label = "contains(github.event.pull_request.labels.*.name, 'perf-gate-change')"
+    assert f"{label} && '--allow-gate-changes'" in merge
+    assert "self-hosted" not in merge.split("runs-on:", 1)[1].splitlines()[0]
