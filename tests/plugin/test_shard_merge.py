@@ -214,3 +214,20 @@ def _no_step_summary() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"}
+
+
+def test_a_shard_under_xdist_reports_as_the_same_shard_without_it(
+    pytester: pytest.Pytester, recorded: Path, runs: Runs
+) -> None:
+    """pytest-xdist workers each split the suite alike; the controller, which collects nothing, takes
+    the other shards' tests and the suite's perf tests over from them."""
+    shutil.copytree(recorded, pytester.path, dirs_exist_ok=True)
+    report = pytester.path / "reports" / "shard-2.json"
+    result = pytester.runpytest_subprocess(*ARGS, "-n", "2", "--baseline-ref=main", "--splits=2", "--group=2",
+                                           f"--perf-report-json={report}")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
+    data, alone = json.loads(report.read_text()), runs.report("shard-2.json")
+    assert measured(data) == measured(alone)
+    assert data["gate_changes"]["not_run"] == []
+    assert data["gate_changes"]["other_shards"] == alone["gate_changes"]["other_shards"]
+    assert data["session"]["alpha_tests"] == 4

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from pytest_tfserving.gate.ceilings import Failure
-from pytest_tfserving.gate.gate_changes import GateChangesReport, across_shards, unmeasured
+from pytest_tfserving.gate.gate_changes import GateChangesReport, MeasuredChange, across_shards, unmeasured
 from pytest_tfserving.gate.gate_settings import GateChange
 from pytest_tfserving.gate.outcome import GatePolicy
 from pytest_tfserving.report.__main__ import main
@@ -323,3 +323,13 @@ def test_the_example_workflow_shards_on_gpu_runners_and_merges(name: str) -> Non
     label = "contains(github.event.pull_request.labels.*.name, 'perf-gate-change')"
     assert f"{label} && '--allow-gate-changes'" in merge
     assert "self-hosted" not in merge.split("runs-on:", 1)[1].splitlines()[0]
+
+
+def test_a_gate_report_reads_back_from_the_json() -> None:
+    report = GateChangesReport(
+        ref="main", allowed=True, not_run=(A,), other_shards=(B,), not_gated=(C,), errors=("e",),
+        changes=(MeasuredChange(A, GateChange("tolerance p50_ms", "0.1", "0.2", looser=True)),),
+        session=(GateChange("--update-baselines", "off", "on", looser=True),),
+        unrecorded=("u",), not_collected=("n",),
+    )
+    assert GateChangesReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
