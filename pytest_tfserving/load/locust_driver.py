@@ -69,7 +69,9 @@ class GeventGrpcClient:
 class GeventRestClient:
     """geventhttpclient (Locust's own fast HTTP client) over keep-alive connections."""
 
-    def __init__(self, url: str, model_name: str, pool: RequestPool, timeout_s: float, connections: int) -> None:
+    def __init__(
+        self, url: str, model_name: str, pool: RequestPool, timeout_s: float, connections: int
+    ) -> None:
         from geventhttpclient import URL, HTTPClient
 
         self._pool = pool

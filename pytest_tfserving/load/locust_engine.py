@@ -119,10 +119,14 @@ def measure_with_locust(
     expected = options.expected
     users = max(plan.concurrency, expected)
     if plan.mode == "closed" and plan.concurrency < expected:
-        raise ValueError(f"concurrency {plan.concurrency} < Locust workers {expected}: every worker needs a user")
+        raise ValueError(
+            f"concurrency {plan.concurrency} < Locust workers {expected}: every worker needs a user"
+        )
     setup = run_setup(config, pool, plan, users, expected)
     with contextlib.ExitStack() as stack:
-        log_dir = options.log_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tfs-locust-")))
+        log_dir = options.log_dir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="tfs-locust-"))
+        )
         key = secrets.token_hex(16)
         env = {**os.environ, KEY_ENV: key}
         master, control = _start_master(options, log_dir, env)
@@ -153,7 +157,9 @@ def measure_with_locust(
 
 def _start_master(options: LocustOptions, log_dir: Path, env: dict[str, str]) -> tuple[ManagedProcess, int]:
     host, port = options.bind()
-    ready = LogLineWait(READY_LINE + r" control=127\.0\.0\.1:(?P<control>\d+)", "the Locust master's ready line")
+    ready = LogLineWait(
+        READY_LINE + r" control=127\.0\.0\.1:(?P<control>\d+)", "the Locust master's ready line"
+    )
     master = launch(
         Launch(
             [sys.executable, "-m", "pytest_tfserving.load.locust_master", "--bind-host", host, "--bind-port",
@@ -214,7 +220,9 @@ class _Coordinator:
                     return item
             except (EOFError, OSError):
                 self.master.check_alive()
-                raise RuntimeError(f"lost the connection to the Locust master; log {self.master.log_path}") from None
+                raise RuntimeError(
+                    f"lost the connection to the Locust master; log {self.master.log_path}"
+                ) from None
             if self.measure_start is not None and time.monotonic() >= self.measure_start:
                 self._prime()
             if time.monotonic() > deadline:

@@ -85,7 +85,9 @@ def _measure_with_locust(
         raise ValueError("max_requests is not supported with engine='locust'; leave it None")
     options = replace(options or LocustOptions(), workers=workers)
     pool = config.pool()
-    plan = config.plan(warmup_s=warmup_s, window_s=window_s, max_windows=rule.max_windows, max_requests=None, seed=0)
+    plan = config.plan(
+        warmup_s=warmup_s, window_s=window_s, max_windows=rule.max_windows, max_requests=None, seed=0
+    )
     summarizer = config.summarizer(rule, extra={"workers": float(options.expected), "locust": 1.0})
     measure_with_locust(config, pool, plan, summarizer, progress, options)
     return summarizer.measurement()

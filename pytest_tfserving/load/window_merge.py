@@ -28,7 +28,8 @@ class WindowMerger:
     def add(self, source: Hashable, record: WindowRecord) -> WindowRecord | None:
         """Take ``source``'s record; returns the merged window once every source has sent that index."""
         if source not in self.sources:
-            raise ValueError(f"window from an unknown load process {source!r}; expected {sorted(map(str, self.sources))}")
+            known = sorted(map(str, self.sources))
+            raise ValueError(f"window from an unknown load process {source!r}; expected one of {known}")
         parts = self._pending.setdefault(record.index, {})
         if source in parts:
             raise ValueError(f"load process {source!r} sent window {record.index} twice")

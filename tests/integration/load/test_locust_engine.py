@@ -9,8 +9,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
-import threading
-import time
 from pathlib import Path
 
 import psutil
@@ -18,6 +16,7 @@ import pytest
 
 from pytest_tfserving.load import LoadConfig, StabilityRule, measure
 from pytest_tfserving.load.locust_engine import LocustOptions, LocustWorkerLost
+from pytest_tfserving.load.results import WindowSummary
 from pytest_tfserving.metrics.prometheus import PrometheusScraper
 from pytest_tfserving.serving.metric_labels import request_latency_labels
 from tests.integration.load.load_servers import METRICS_PATH, MODEL, Server
@@ -29,7 +28,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def _server_count(server: Server, protocol: str) -> float:
-    scraper = PrometheusScraper(server.rest_url + METRICS_PATH, labels=request_latency_labels(MODEL, protocol))
+    labels = request_latency_labels(MODEL, protocol)
+    scraper = PrometheusScraper(server.rest_url + METRICS_PATH, labels=labels)
     return scraper.scrape().count
 
 
@@ -83,20 +83,12 @@ def _locust_workers() -> list[psutil.Process]:
 def test_a_worker_killed_mid_run_is_reported(server: Server, tmp_path: Path) -> None:
     killed: list[int] = []
 
-    def kill_one_worker() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            workers = _locust_workers()
-            # the workers are up and the windows are flowing: kill one in the middle of the run
-            if len(workers) == 2 and any(tmp_path.glob("locust-worker-*.log")):
-                time.sleep(2.5)
-                os.kill(workers[0].pid, signal.SIGKILL)
-                killed.append(workers[0].pid)
-                return
-            time.sleep(0.1)
+    def kill_one_worker(summary: WindowSummary) -> None:
+        if not killed:  # after the first merged window: the run is under way
+            victim = _locust_workers()[0]
+            os.kill(victim.pid, signal.SIGKILL)
+            killed.append(victim.pid)
 
-    killer = threading.Thread(target=kill_one_worker, daemon=True)
-    killer.start()
     with pytest.raises(LocustWorkerLost) as caught:
         measure(
             LoadConfig(server.grpc_target, MODEL, concurrency=2),
@@ -104,10 +96,10 @@ def test_a_worker_killed_mid_run_is_reported(server: Server, tmp_path: Path) -> 
             workers=2,
             locust=LocustOptions(log_dir=tmp_path),
             rule=StabilityRule(min_windows=8, max_windows=8),
+            progress=kill_one_worker,
             warmup_s=0.5,
             window_s=1.0,
         )
-    killer.join()
-    assert killed, "the test never saw two Locust workers to kill"
+    assert len(killed) == 1
     assert f"pid {killed[0]}" in str(caught.value)
     assert not _locust_workers(), "Locust processes were left running"
