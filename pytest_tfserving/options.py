@@ -337,6 +337,22 @@ OPTIONS: tuple[Option, ...] = (
         _text,
         "write PNG latency plots into this directory (needs pytest-tfserving[plots])",
     ),
+    Option(
+        "--locust-master-host",
+        "locust_master_host",
+        None,
+        _text,
+        "perf.measure(engine='locust'): the Locust master binds HOST[:PORT] (port default 5557) and "
+        "starts no workers; workers on other hosts connect with `locust --worker -f` this package's "
+        "pytest_tfserving/load/locust_user.py --master-host HOST (default: master and workers on 127.0.0.1)",
+    ),
+    Option(
+        "--locust-expect-workers",
+        "locust_expect_workers",
+        None,
+        _positive_int,
+        "Locust workers the master waits for before measuring (default: the workers= of perf.measure)",
+    ),
 )
 
 
@@ -379,6 +395,8 @@ class Settings:
     perf_report_md: Path | None
     perf_report_json: Path | None
     perf_report_plots: Path | None
+    locust_master_host: str | None
+    locust_expect_workers: int | None
 
 
 _PATH_SETTINGS = (

@@ -15,7 +15,12 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-import locust  # noqa: F401  (first: Locust monkey-patches the standard library for gevent)
+from pytest_tfserving.load.locust_extra import LocustMissing, locust_problem
+
+try:
+    import locust  # noqa: F401  (first: Locust monkey-patches the standard library for gevent)
+except ImportError as exc:
+    raise LocustMissing(locust_problem() or str(exc)) from exc
 from grpc.experimental import gevent as grpc_gevent
 
 grpc_gevent.init_gevent()
