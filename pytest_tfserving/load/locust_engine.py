@@ -12,6 +12,7 @@ usual ``Measurement``. A worker that dies, quits or falls behind is an error nam
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 import sys
@@ -148,7 +149,7 @@ def measure_with_locust(
                 stack.callback(worker.stop)
                 workers.append(worker)
 
-        _Coordinator(conn, master, workers, plan, summarizer, progress).run(
+        _Coordinator(conn, master, workers, plan, summarizer, progress, config.timeout_s).run(
             start_workers, options.connect_timeout_s
         )
         conn.send("stop")
@@ -195,11 +196,15 @@ class _Coordinator:
         plan: LoopPlan,
         summarizer: Summarizer,
         progress: Progress | None,
+        timeout_s: float,
     ) -> None:
         self.conn, self.master, self.workers = conn, master, workers
         self.plan, self.summarizer, self.progress = plan, summarizer, progress
         self.merger: WindowMerger | None = None
         self.measure_start: float | None = None
+        # A worker ships window k once its requests of window k have answered: one slow request
+        # (up to the timeout) delays it that long without the worker being dead.
+        self.behind_limit = BEHIND_WINDOWS + math.ceil(timeout_s / plan.window_s)
 
     def _check_processes(self) -> None:
         self.master.check_alive()
@@ -261,11 +266,11 @@ class _Coordinator:
             if self.measure_start is not None:
                 self._prime()
             merged = self.merger.add(rest[0], record_from_data(rest[1]))
-            behind = self.merger.behind()
+            behind = self.merger.behind(self.behind_limit)
             if behind:
                 raise LocustWorkerLost(
                     f"Locust worker(s) {', '.join(map(str, behind))} stopped sending windows during the "
-                    f"measurement (others are {BEHIND_WINDOWS} or more windows ahead)"
+                    f"measurement (others are {self.behind_limit} or more windows ahead)"
                 )
             if merged is None:
                 continue
