@@ -260,7 +260,10 @@ class _Coordinator:
             if kind == "failed":
                 raise LocustWorkerLost(f"Locust worker {rest[0]} failed:\n{rest[1]}")
             if kind == "lost":
-                raise LocustWorkerLost(f"Locust worker(s) {rest[0]} {rest[1]} during the measurement")
+                raise LocustWorkerLost(
+                    f"Locust worker(s) {rest[0]} {rest[1]} during the measurement; master log "
+                    f"{self.master.log_path}:\n{tail(self.master.logs(), 20)}"
+                )
             if kind != "window":
                 continue
             if self.measure_start is not None:

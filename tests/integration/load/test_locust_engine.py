@@ -115,7 +115,7 @@ def test_a_worker_killed_mid_run_is_reported(server: Server, tmp_path: Path) -> 
             warmup_s=0.5,
             window_s=1.0,
         )
-    assert len(killed) == 1
+    assert len(killed) == 1, caught.value
     assert f"pid {killed[0]}" in str(caught.value)
     assert not _locust_processes(), "Locust processes were left running"
 
