@@ -95,6 +95,15 @@ def _text(value: str) -> str | None:
     return value.strip() or None
 
 
+def _host_port(value: str) -> str | None:
+    """``HOST`` or ``HOST:PORT``."""
+    text = value.strip()
+    host, colon, port = text.rpartition(":")
+    if colon and (not host or not port.isdigit()):
+        raise ValueError(f"{value!r} is not HOST or HOST:PORT, e.g. 0.0.0.0:5557")
+    return text or None
+
+
 OPTIONS: tuple[Option, ...] = (
     Option(
         "--perf",
@@ -341,7 +350,7 @@ OPTIONS: tuple[Option, ...] = (
         "--locust-master-host",
         "locust_master_host",
         None,
-        _text,
+        _host_port,
         "perf.measure(engine='locust'): the Locust master binds HOST[:PORT] (port default 5557) and "
         "starts no workers; workers on other hosts connect with `locust --worker -f` this package's "
         "pytest_tfserving/load/locust_user.py --master-host HOST (default: master and workers on 127.0.0.1)",
