@@ -185,6 +185,12 @@ def _drain_until(conn: Connection, kind: str, timeout_s: float) -> None:
                     return
 
 
+def _failure(who: str, why: str, master: ManagedProcess) -> LocustWorkerLost:
+    if who == "master":
+        return LocustWorkerLost(f"Locust master: {why}; log {master.log_path}:\n{tail(master.logs(), 20)}")
+    return LocustWorkerLost(f"Locust worker {who} failed:\n{why}")
+
+
 class _Coordinator:
     """Our side of the run: windows in, merged windows summarized, every process watched."""
 
@@ -247,7 +253,7 @@ class _Coordinator:
             if kind == "port":
                 start_workers(int(rest[0]))
             if kind == "failed":
-                raise LocustWorkerLost(f"Locust worker {rest[0]} failed:\n{rest[1]}")
+                raise _failure(rest[0], rest[1], self.master)
             if kind == "workers":
                 self.merger = WindowMerger(rest[0])
             if kind == "go":
@@ -258,7 +264,7 @@ class _Coordinator:
             deadline = time.monotonic() + self.plan.warmup_s + self.plan.window_s * 3 + 30.0
             kind, *rest = self._next(deadline, "a window")
             if kind == "failed":
-                raise LocustWorkerLost(f"Locust worker {rest[0]} failed:\n{rest[1]}")
+                raise _failure(rest[0], rest[1], self.master)
             if kind == "lost":
                 raise LocustWorkerLost(
                     f"Locust worker(s) {rest[0]} {rest[1]} during the measurement; master log "

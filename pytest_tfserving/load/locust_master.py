@@ -56,9 +56,10 @@ def main(argv: list[str] | None = None) -> int:
 
     env = Environment(user_classes=[TFServingUser], events=locust.events)
     runner = env.create_master_runner(args.bind_host, args.bind_port)
+    relay = _Relay(conn, runner, gevent)  # our handlers before any worker can reach us
     conn.send(("port", runner.server.port))
     try:
-        _Relay(conn, runner, gevent).run(request)
+        relay.run(request)
     finally:
         runner.quit()
         gevent.sleep(0.2)  # let the quit messages leave
@@ -72,14 +73,20 @@ class _Relay:
 
         self.messages = messages
         self.conn, self.runner, self.gevent = conn, runner, gevent
-        self.names: dict[str, str] = {}  # Locust client id -> our worker name
+        self.names: dict[str, str] = {}  # Locust client id -> our worker name, once it took the setup
+        self.setup: dict[str, Any] | None = None
         self.stop_requested = False
+        runner.register_message(messages.HELLO, self._on_hello)
         runner.register_message(messages.READY, self._on_ready)
         runner.register_message(messages.FAILED, self._on_failed)
         runner.register_message(messages.WINDOW, self._on_window)
 
     def _send(self, *item: Any) -> None:
         self.conn.send(item)
+
+    def _on_hello(self, environment: Any, msg: Any, **_: Any) -> None:
+        if self.setup is not None:
+            self.runner.send_message(self.messages.SETUP, self.setup, client_id=msg.node_id)
 
     def _on_ready(self, environment: Any, msg: Any, **_: Any) -> None:
         self.names[msg.node_id] = msg.data["worker"]
@@ -117,14 +124,17 @@ class _Relay:
 
     def run(self, request: dict[str, Any]) -> None:
         setup, expect, timeout_s = request["setup"], int(request["workers"]), float(request["timeout_s"])
-        if not self._wait(lambda: len(self._connected()) >= expect, timeout_s,
-                          f"{expect} Locust worker(s) to connect"):
+        self.setup = setup  # from now on each worker's greeting is answered with it
+        if not self._wait(lambda: len(self.names) >= expect and len(self._connected()) >= expect, timeout_s,
+                          f"{expect} Locust worker(s) to connect and take the setup"):
             return
-        self.runner.send_message(self.messages.SETUP, setup)
-        if not self._wait(lambda: len(self.names) >= expect, timeout_s, "the workers to take the setup"):
+        members = set(self.names)
+        extra = self._connected() - members
+        if extra:
+            self._send("failed", "master", f"{len(extra)} more Locust worker(s) connected than the {expect} "
+                       "expected; raise --locust-expect-workers or stop them")
             return
         self._send("workers", sorted(self.names.values()))
-        members = set(self.names)
         self.runner.start(int(setup["users"]), spawn_rate=max(1.0, float(setup["users"])))
         self.runner.send_message(self.messages.GO, {"start_in_s": START_IN_S})
         self._send("go", START_IN_S)

@@ -22,6 +22,7 @@ SETUP = "tfserving_setup"  # a RunSetup as a dict
 GO = "tfserving_go"  # {"start_in_s": seconds until the warm-up starts}
 STOP = "tfserving_stop"  # stop sending; a partial window is dropped
 # workers -> master
+HELLO = "tfserving_hello"  # {"worker": name}: handlers registered, send the setup (repeated till then)
 READY = "tfserving_ready"  # {"worker": name}: setup received, client open
 WINDOW = "tfserving_window"  # {"worker": name, "record": record_to_data(...)}
 FAILED = "tfserving_failed"  # {"worker": name, "error": traceback text}

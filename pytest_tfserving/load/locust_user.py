@@ -25,12 +25,15 @@ from grpc.experimental import gevent as grpc_gevent
 
 grpc_gevent.init_gevent()
 
+import gevent  # noqa: E402
 from locust import User, events, task  # noqa: E402
 from locust.exception import StopUser  # noqa: E402
 from locust.runners import WorkerRunner  # noqa: E402
 
 from pytest_tfserving.load import locust_messages as messages  # noqa: E402
 from pytest_tfserving.load.locust_driver import StopSending, UserPace, WorkerDriver, worker_name  # noqa: E402
+
+HELLO_EVERY_S = 0.5
 
 
 class _State:
@@ -96,3 +99,12 @@ def _on_init(environment: Any, **_: Any) -> None:
     runner.register_message(messages.SETUP, on_setup)
     runner.register_message(messages.GO, on_go)
     runner.register_message(messages.STOP, on_stop)
+
+    def say_hello() -> None:
+        # Locust connects a worker before this init hook registers our handlers, so the master
+        # waits for this greeting; repeated, since it may come before the master listens for it.
+        while _State.driver is None:
+            runner.send_message(messages.HELLO, {"worker": name})
+            gevent.sleep(HELLO_EVERY_S)
+
+    gevent.spawn(say_hello)
