@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +14,7 @@ from pytest_tfserving.load.locust_engine import LocustOptions
 from pytest_tfserving.load.locust_messages import RunSetup, record_from_data, record_to_data
 from pytest_tfserving.load.loops import WindowRecord
 
+ROOT = Path(__file__).resolve().parents[3]
 msgpack = pytest.importorskip("msgpack", reason="msgpack comes with the [locust] extra")
 
 
@@ -54,3 +59,17 @@ def test_master_bind_address(host: str | None, bind: tuple[str, int]) -> None:
 def test_bad_master_host_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="HOST or HOST:PORT"):
         LocustOptions(master_host="host:port").bind()
+
+
+def test_our_process_never_imports_locust_or_gevent(tmp_path: Path) -> None:
+    """Importing Locust monkey-patches the interpreter with gevent: the plugin, the runner and the
+    engine's parent side must never do it (only the master and worker processes do)."""
+    code = (
+        "import sys\n"
+        "import pytest_tfserving.plugin, pytest_tfserving.perf.handle, pytest_tfserving.load.locust_engine\n"
+        "print(sorted(m for m in ('locust', 'gevent', 'geventhttpclient') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
