@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 (apt-get install python3.11 python3.11-venv) or run make PYTHON=python3"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c $(LOCK) -e '.[dev,plots,gpu]'
+	$(PY) -m pip install --quiet -c $(LOCK) -e '.[dev,plots,gpu,locust]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
 venv: $(STAMP)

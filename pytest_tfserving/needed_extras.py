@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pytest_tfserving.gate.ceilings import PerfChecks
+from pytest_tfserving.load.locust_extra import locust_problem
 from pytest_tfserving.options import Settings
 
 
@@ -53,7 +54,13 @@ def missing_for_settings(settings: Settings) -> list[str]:
     needs: list[tuple[Extra, str]] = []
     if settings.perf_report_plots is not None:
         needs.append((PLOTS, "--perf-report-plots (ini perf_report_plots)"))
-    return [text for extra, by in needs if (text := missing(extra, by)) is not None]
+    found = [text for extra, by in needs if (text := missing(extra, by)) is not None]
+    if settings.locust_master_host or settings.locust_expect_workers:
+        # looked up, never imported here: importing Locust monkey-patches this process with gevent
+        problem = locust_problem()
+        if problem is not None:
+            found.append(f"--locust-master-host / --locust-expect-workers: {problem}")
+    return found
 
 
 def uses_gpu_metrics(checks: PerfChecks) -> bool:

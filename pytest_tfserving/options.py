@@ -95,6 +95,15 @@ def _text(value: str) -> str | None:
     return value.strip() or None
 
 
+def _host_port(value: str) -> str | None:
+    """``HOST`` or ``HOST:PORT``."""
+    text = value.strip()
+    host, colon, port = text.rpartition(":")
+    if colon and (not host or not port.isdigit()):
+        raise ValueError(f"{value!r} is not HOST or HOST:PORT, e.g. 0.0.0.0:5557")
+    return text or None
+
+
 OPTIONS: tuple[Option, ...] = (
     Option(
         "--perf",
@@ -337,6 +346,22 @@ OPTIONS: tuple[Option, ...] = (
         _text,
         "write PNG latency plots into this directory (needs pytest-tfserving[plots])",
     ),
+    Option(
+        "--locust-master-host",
+        "locust_master_host",
+        None,
+        _host_port,
+        "perf.measure(engine='locust'): the Locust master binds HOST[:PORT] (port default 5557) and "
+        "starts no workers; workers on other hosts connect with `locust --worker -f` this package's "
+        "pytest_tfserving/load/locust_user.py --master-host HOST (default: master and workers on 127.0.0.1)",
+    ),
+    Option(
+        "--locust-expect-workers",
+        "locust_expect_workers",
+        None,
+        _positive_int,
+        "Locust workers the master waits for before measuring (default: the workers= of perf.measure)",
+    ),
 )
 
 
@@ -379,6 +404,8 @@ class Settings:
     perf_report_md: Path | None
     perf_report_json: Path | None
     perf_report_plots: Path | None
+    locust_master_host: str | None
+    locust_expect_workers: int | None
 
 
 _PATH_SETTINGS = (

@@ -23,6 +23,7 @@ from pytest_tfserving.load.measured_run import run_measured
 from pytest_tfserving.load.payloads import RequestPool
 from pytest_tfserving.load.segment import Progress
 from pytest_tfserving.load.summary import Summarizer
+from pytest_tfserving.load.window_merge import WindowMerger
 
 _WORKER_START_TIMEOUT_S = 60.0
 
@@ -176,7 +177,7 @@ def _coordinate(
     go.set()
     time.sleep(max(0.0, begin + plan.warmup_s - time.monotonic()))
     summarizer.prime()
-    pending: dict[int, list[WindowRecord]] = {}
+    merger = WindowMerger(range(workers))
     finished: set[int] = set()
     while len(finished) < workers:
         kind, k, payload = _get(out, procs, time.monotonic() + plan.window_s * 3 + 30.0)
@@ -186,14 +187,9 @@ def _coordinate(
             finished.add(k)
             continue
         assert isinstance(payload, WindowRecord)
-        parts = pending.setdefault(payload.index, [])
-        parts.append(payload)
-        if len(parts) < workers or stop.is_set():
+        merged = merger.add(k, payload)
+        if merged is None or stop.is_set():
             continue
-        merged = parts[0]
-        for part in parts[1:]:
-            merged.merge(part)
-        del pending[payload.index]
         summary = summarizer.finish(merged)
         if progress is not None:
             progress(summary)

@@ -19,6 +19,7 @@ from pytest_tfserving.gate.relative import judge_relative
 from pytest_tfserving.gate.verdicts import MetricVerdict, RelativeVerdict
 from pytest_tfserving.load.config import LoadConfig
 from pytest_tfserving.load.interleaved import measure_interleaved
+from pytest_tfserving.load.locust_engine import LocustOptions
 from pytest_tfserving.load.payloads import PayloadOptions
 from pytest_tfserving.load.results import Measurement, WindowSummary
 from pytest_tfserving.load.runner import measure
@@ -121,14 +122,16 @@ class PerfHandle:
         return StabilityRule(min_windows=low, max_windows=high)
 
     def _reference(
-        self, baseline: Baseline | None, server: Server, workers: int, notes: list[str]
+        self, baseline: Baseline | None, server: Server, workers: int, notes: list[str], engine: str
+
     ) -> Server | None:
         """--ab-baseline: the baseline's deployment to measure beside ``server``, or None (noted why)."""
         reference, why_not = self._context.reference(baseline, server)
         if why_not:
             notes.append(f"--ab-baseline: judged against the stored runs, because {why_not}")
-        if reference is not None and workers > 1:
-            notes.append("--ab-baseline: judged against the stored runs: workers > 1 cannot interleave")
+        if reference is not None and (workers > 1 or engine != "native"):
+            why = "workers > 1" if engine == "native" else f"engine={engine!r}"
+            notes.append(f"--ab-baseline: judged against the stored runs: {why} cannot interleave")
             reference = None
         return reference
 
@@ -165,20 +168,27 @@ class PerfHandle:
         warmup_s: float | None = None,
         window_s: float | None = None,
         workers: int = 1,
+        engine: str = "native",
         **load: Any,
     ) -> Measurement:
         """Load ``server`` until stable, judge against the baseline (measuring more windows while the
         verdict is inconclusive, up to ``max_windows``), record, and return the measurement.
 
         ``load``: protocol ("grpc"/"rest"), mode ("closed"/"open"), concurrency, rate, arrival,
-        model, signature_name, payloads (PayloadOptions), timeout_s.
+        model, signature_name, payloads (PayloadOptions), timeout_s. ``engine="locust"``: Locust's
+        master and ``workers`` Locust workers send the load (--locust-master-host for a fleet).
         """
+        locust = LocustOptions(
+            workers=workers,
+            master_host=self._context.settings.locust_master_host,
+            expect_workers=self._context.settings.locust_expect_workers,
+        )
         with crash_explains_errors(server):
             rule = self._rule(min_windows, max_windows)
             server.check_alive()
             baseline, notes = self._context.find_baseline(name)
             fingerprint = self._context.fingerprint(server)
-            reference = self._reference(baseline, server, workers, notes)
+            reference = self._reference(baseline, server, workers, notes, engine)
             # Only a judged call spends alpha: without a baseline there is no verdict.
             call_alpha = self._alpha.next_call() if baseline is not None else self._context.alpha
             label = name or "measure"
@@ -212,7 +222,7 @@ class PerfHandle:
 
                     def alone(run: StabilityRule, warmup: float) -> Sides:
                         result = measure(config, warmup_s=warmup, window_s=window, rule=run, workers=workers,
-                                         progress=windows)
+                                         progress=windows, engine=engine, locust=locust)
                         server.check_alive()
                         return (result,)
 

@@ -74,6 +74,7 @@ def test_defaults_without_ini_or_cli(pytester: pytest.Pytester) -> None:
     assert data["perf_tolerance"] == pytest.approx(0.10)
     assert data["update_baselines"] is False
     assert data["tfserving_gpus"] is None
+    assert (data["locust_master_host"], data["locust_expect_workers"]) == (None, None)
     assert data["baselines_dir"] == str(root / "baselines")
     assert data["tfserving_model_cache"] == str(root / ".tfserving-cache")
 
@@ -92,6 +93,8 @@ def test_ini_keys_apply_and_cli_beats_ini(pytester: pytest.Pytester, tmp_path: P
         baselines_dir = my-baselines
         tfserving_model_cache = {tmp_path / "cache"}
         perf_hardware_mismatch = fail
+        locust_master_host = 0.0.0.0:5557
+        locust_expect_workers = 3
         """
     )
     data = settings_of(pytester)
@@ -103,6 +106,7 @@ def test_ini_keys_apply_and_cli_beats_ini(pytester: pytest.Pytester, tmp_path: P
     assert data["baselines_dir"] == str(pytester.path / "my-baselines"), "relative paths follow the rootdir"
     assert data["tfserving_model_cache"] == str(tmp_path / "cache")
     assert data["perf_hardware_mismatch"] == "fail"
+    assert (data["locust_master_host"], data["locust_expect_workers"]) == ("0.0.0.0:5557", 3)
 
     data = settings_of(
         pytester,
@@ -111,12 +115,14 @@ def test_ini_keys_apply_and_cli_beats_ini(pytester: pytest.Pytester, tmp_path: P
         "--perf-hardware-mismatch=warn",
         "--baselines-dir=other",
         "--tfserving-gpus=none",
+        "--locust-expect-workers=5",
     )
     assert data["perf_window"] == 0.75
     assert (data["perf_min_windows"], data["perf_max_windows"]) == (3, 9), "ini keeps what CLI leaves alone"
     assert data["perf_hardware_mismatch"] == "warn"
     assert data["baselines_dir"] == str(pytester.path / "other")
     assert data["tfserving_gpus"] is None
+    assert (data["locust_master_host"], data["locust_expect_workers"]) == ("0.0.0.0:5557", 5)
 
 
 BAD_VALUES = [
@@ -141,6 +147,8 @@ BAD_VALUES = [
         ("--tfserving-backend=external", "--tfserving-target=127.0.0.1:8500"),
         "*--tfserving-backend=external needs both*--tfserving-rest-url*",
     ),
+    (("--locust-expect-workers=0",), "*--locust-expect-workers*'0' must be a positive integer*"),
+    (("--locust-master-host=host:port",), "*--locust-master-host*'host:port' is not HOST or HOST:PORT*"),
     (("--redis-backend=nope",), "*--redis-backend*'nope' is not one of auto, local, docker, external*"),
     (("--perf-hardware-mismatch=maybe",), "*--perf-hardware-mismatch*'maybe' is not one of fail, warn*"),
     (
