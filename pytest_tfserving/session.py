@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_tfserving.backends.base import Backend, BackendError
-from pytest_tfserving.backends.selection import select_backend
+from pytest_tfserving.backends.selection import select_backend, serves_on_gpu
 from pytest_tfserving.gate.alpha_budget import SessionAlpha
 from pytest_tfserving.gate.baseline_lookup import BaselineLookup
 from pytest_tfserving.gate.baselines import (
@@ -53,6 +53,7 @@ from pytest_tfserving.services.redis_service import (
 )
 from pytest_tfserving.services.server_pool import ServerPool
 from pytest_tfserving.shard_split import SHARD_SUITE_KEY, shard_of
+from pytest_tfserving.serving.gpu_share import session_gpu_servers
 
 SESSION_KEY = pytest.StashKey["TfservingSession"]()
 HANDLE_KEY = pytest.StashKey[PerfHandle]()
@@ -116,7 +117,14 @@ class TfservingSession:
     def pool(self) -> ServerPool:
         if self._pool is None:
             backend, _ = self.backend()
-            self._pool = ServerPool(backend, self._workdir, self.settings.tfserving_startup_timeout)
+            gpu_servers = session_gpu_servers(
+                on_gpu=serves_on_gpu(backend),
+                ab_baseline=self.settings.ab_baseline,
+                update_baselines=self.settings.update_baselines,
+            )
+            self._pool = ServerPool(
+                backend, self._workdir, self.settings.tfserving_startup_timeout, gpu_servers
+            )
         return self._pool
 
     def redis(self) -> RedisService:

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from pytest_tfserving.backends.base import Backend, BackendError, RunningServer
 from pytest_tfserving.backends.binary import DEFAULT_BINARY, BinaryBackend, find_binary
-from pytest_tfserving.backends.docker import DockerBackend
+from pytest_tfserving.backends.docker import DockerBackend, parse_gpus
 from pytest_tfserving.backends.embedded import EmbeddedBackend
 from pytest_tfserving.backends.engine import engine_status, image_status, no_engine_error
 from pytest_tfserving.backends.external import ExternalBackend
+from pytest_tfserving.serving.gpu_share import local_gpu_visible
 from pytest_tfserving.serving.spec import ServerSpec
 from pytest_tfserving.tf_extra import EMBEDDED_SERVER_MODULES, tf_extra_problem
 
@@ -75,6 +76,16 @@ def select_backend(
         reason = f"auto found no server to start: {why}; the embedded backend would be next, but {problem}"
         return NoUsableBackend(reason), f"unavailable: {reason}"
     return EmbeddedBackend(), f"embedded: {why}"
+
+
+def serves_on_gpu(backend: Backend) -> bool:
+    """Whether servers this backend starts run on a GPU: docker when given ``--gpus``; the binary and
+    the embedded server when this host shows an NVIDIA GPU; never an external server (not ours)."""
+    if isinstance(backend, DockerBackend):
+        return parse_gpus(backend.gpus) is not None
+    if isinstance(backend, (BinaryBackend, EmbeddedBackend)):
+        return local_gpu_visible()
+    return False
 
 
 class NoUsableBackend:

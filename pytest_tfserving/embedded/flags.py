@@ -45,7 +45,6 @@ NO_EFFECT: dict[str, str] = {
     "remove_unused_fields_from_bundle_metagraph": "metagraphs are kept as loaded",
     "xla_cpu_compilation_enabled": "XLA JIT follows TensorFlow's defaults",
     "xla_gpu_compilation_enabled": "XLA JIT follows TensorFlow's defaults",
-    "enable_profiler": "there is no profiler service",
     "thread_pool_factory_config_file": "requests run on the default thread pools",
     "mixed_precision": "models run in the precision they were saved in",
     "skip_initialize_tpu": "there is no TPU support",

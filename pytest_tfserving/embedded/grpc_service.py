@@ -213,6 +213,7 @@ class GrpcOptions:
     socket_path: str = ""
     max_threads: int = 4
     channel_arguments: str = ""
+    enable_profiler: bool = True
 
 
 def channel_arguments(text: str) -> list[tuple[str, int | str]]:
@@ -256,6 +257,11 @@ def start_grpc(
         PredictionServicer(core, inference), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core, reloader), server)
+    if options.enable_profiler:
+        from pytest_tfserving.embedded.profiler_service import profiler_handler
+
+        server.add_generic_rpc_handlers((profiler_handler(),))
+        log.info("Profiler service is enabled")
     bound: int | None = None
     if options.port is not None:
         address = _address(options.host, options.port)

@@ -222,6 +222,7 @@ async def _serve(flags: Flags, settings: ServingSettings) -> int:
             socket_path=flags.grpc_socket_path,
             max_threads=flags.grpc_max_threads,
             channel_arguments=flags.grpc_channel_arguments,
+            enable_profiler=flags.enable_profiler,
         ),
     )
     if grpc_port is not None:

@@ -1,4 +1,7 @@
-"""gRPC and REST Predict clients behind one async interface: ``send(i) -> (ok, status)``.
+"""gRPC and REST clients behind one async interface: ``send(i) -> (ok, status)``.
+
+They call the method the RequestPool's bodies were built for (Predict, Classify or Regress; REST
+``:predict``, ``:classify``, ``:regress``).
 
 Bodies come pre-serialized from the RequestPool and responses are read but never parsed, so the client
 costs as little CPU per request as the libraries allow. Status names are gRPC code names ("OK",
@@ -13,7 +16,7 @@ from typing import Protocol
 
 from pytest_tfserving.load.http1 import Http1Client
 from pytest_tfserving.load.payloads import RequestPool
-from pytest_tfserving.load.wire import PREDICT_METHOD
+from pytest_tfserving.load.wire import GRPC_METHOD_PATH
 
 TIMEOUT = "timeout"
 CONNECTION = "connection"
@@ -44,7 +47,7 @@ class GrpcClient:
             ("grpc.max_send_message_length", -1),
         ]
         self._channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(channels)]
-        self._calls = [ch.unary_unary(PREDICT_METHOD) for ch in self._channels]
+        self._calls = [ch.unary_unary(GRPC_METHOD_PATH[pool.method]) for ch in self._channels]
 
     async def send(self, i: int) -> tuple[bool, str]:
         try:
@@ -60,8 +63,9 @@ class GrpcClient:
         await asyncio.gather(*(ch.close() for ch in self._channels))
 
 
-def predict_url(base_url: str, model_name: str) -> str:
-    return f"{base_url.rstrip('/')}/v1/models/{model_name}:predict"
+def predict_url(base_url: str, model_name: str, method: str = "predict") -> str:
+    """The REST URL of ``method`` ("predict", "classify", "regress") on ``model_name``."""
+    return f"{base_url.rstrip('/')}/v1/models/{model_name}:{method}"
 
 
 _JSON_HEADERS: dict[str, str] = {"Content-Type": "application/json"}
@@ -76,7 +80,7 @@ class HttpRestClient:
     ) -> None:
         self._pool = pool
         self._timeout_s = timeout_s
-        self._http = Http1Client(predict_url(url, model_name), connections, _JSON_HEADERS)
+        self._http = Http1Client(predict_url(url, model_name, pool.method), connections, _JSON_HEADERS)
 
     async def send(self, i: int) -> tuple[bool, str]:
         try:
@@ -103,7 +107,7 @@ class AiohttpRestClient:
             raise ValueError(f"connections must be >= 1, got {connections}")
         self._aiohttp = aiohttp
         self._pool = pool
-        self._url = predict_url(url, model_name)
+        self._url = predict_url(url, model_name, pool.method)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=connections, ttl_dns_cache=None),
             timeout=aiohttp.ClientTimeout(total=timeout_s),

@@ -11,10 +11,16 @@ from dataclasses import dataclass, field
 
 from pytest_tfserving.load.clients import Client, open_client
 from pytest_tfserving.load.loops import LoopPlan
-from pytest_tfserving.load.payloads import PayloadOptions, RequestPool, build_pool, fetch_signature
+from pytest_tfserving.load.payloads import (
+    PayloadOptions,
+    RequestPool,
+    build_example_pool,
+    build_pool,
+    fetch_signature,
+)
 from pytest_tfserving.load.server_latency import ServerLatencySource
 from pytest_tfserving.load.summary import StabilityRule, Summarizer
-from pytest_tfserving.load.wire import TensorSpec
+from pytest_tfserving.load.wire import LOAD_METHODS, TensorSpec
 from pytest_tfserving.metrics.resources import ResourceSampler
 
 
@@ -26,6 +32,9 @@ class LoadConfig:
     ``concurrency`` requests in flight; open loop starts ``rate`` requests/s (``arrival`` "constant" or
     "poisson"). ``connections``: REST keep-alive connections (default: concurrency, or 64 in open loop).
     ``channels``: gRPC channels (TCP connections) per process. ``signature`` skips the metadata call.
+    ``method``: "predict" (tensors, generated from the signature or ``payloads.inputs``), or "classify"
+    / "regress" (gRPC Classify/Regress, REST ``:classify``/``:regress``) sending ``payloads.examples``,
+    serialized tf.Example.
     """
 
     target: str
@@ -44,8 +53,21 @@ class LoadConfig:
     signature: Mapping[str, TensorSpec] | None = None
     sampler: ResourceSampler | None = None
     server_latency: ServerLatencySource | None = None
+    method: str = "predict"
 
     def __post_init__(self) -> None:
+        if self.method not in LOAD_METHODS:
+            raise ValueError(f"method must be one of {', '.join(LOAD_METHODS)}, got {self.method!r}")
+        if self.method != "predict" and self.payloads.examples is None:
+            raise ValueError(
+                f"method={self.method!r} sends serialized tf.Example: pass payloads=PayloadOptions("
+                "examples=[[example.SerializeToString()], ...]), one list of examples per request"
+            )
+        if self.method == "predict" and self.payloads.examples is not None:
+            raise ValueError(
+                "payloads.examples (serialized tf.Example) are sent by method='classify' or 'regress'; "
+                "set method, or give predict tensors as payloads.inputs"
+            )
         if self.protocol not in ("grpc", "rest"):
             raise ValueError(f"protocol must be 'grpc' or 'rest', got {self.protocol!r}")
         if self.mode not in ("closed", "open"):
@@ -68,6 +90,10 @@ class LoadConfig:
         return self.concurrency if self.mode == "closed" else 64
 
     def pool(self) -> RequestPool:
+        if self.method != "predict":
+            return build_example_pool(
+                self.method, self.protocol, self.model_name, self.signature_name, self.payloads
+            )
         signature = self.signature or fetch_signature(
             self.target, self.protocol, self.model_name, self.signature_name, self.timeout_s
         )

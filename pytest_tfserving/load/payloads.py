@@ -1,7 +1,8 @@
 """Request payloads built once before the run: seeded random tensors shaped by the model's signature.
 
-Every request body is serialized up front (PredictRequest bytes for gRPC, JSON bytes for REST), so the
-measured loop spends no CPU on encoding. ``repeat_share`` makes a share of requests repeat an input sent
+Every request body is serialized up front (PredictRequest bytes for gRPC, JSON bytes for REST; for
+Classify/Regress, ``load.example_payloads`` from the user's serialized tf.Example), so the measured loop
+spends no CPU on encoding. ``repeat_share`` makes a share of requests repeat an input sent
 earlier, which is what a prediction cache sees in production.
 """
 
@@ -16,8 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from pytest_tfserving.load.example_payloads import ExamplePayloadError, example_bodies
 from pytest_tfserving.load.wire import (
     DTYPE_BY_NAME,
+    LOAD_METHODS,
     METADATA_METHOD,
     NUMPY_BY_NAME,
     TensorSpec,
@@ -40,6 +43,9 @@ class PayloadOptions:
     so for a cache test keep ``pool_size >= requests * (1 - repeat_share)`` if misses must stay misses.
     ``inputs`` replaces generation with the user's own tensors (one dict of arrays per request).
     ``shapes`` fills unknown (-1) non-batch dimensions, per input name.
+    ``examples`` is what Classify and Regress loads send (``LoadConfig(method="classify")``): one entry
+    per distinct request, each a list of serialized tf.Example (``example.SerializeToString()``), e.g.
+    ``examples=[[ex1, ex2], [ex3]]``; requests cycle through them as through ``inputs``.
     """
 
     pool_size: int = 64
@@ -49,6 +55,7 @@ class PayloadOptions:
     inputs: Sequence[Mapping[str, npt.ArrayLike]] | None = None
     shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
     value_range: tuple[float, float] = (0.0, 1.0)
+    examples: Sequence[Sequence[bytes]] | None = None
 
     def __post_init__(self) -> None:
         if self.pool_size < 1:
@@ -59,6 +66,11 @@ class PayloadOptions:
             raise PayloadError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.inputs is not None and len(self.inputs) == 0:
             raise PayloadError("inputs is empty: give at least one dict of arrays, or leave it None")
+        if self.inputs is not None and self.examples is not None:
+            raise PayloadError(
+                "give inputs (tensors, for predict) or examples (serialized tf.Example, for classify "
+                "and regress), not both"
+            )
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,11 @@ class RequestPool:
 
     bodies: tuple[bytes, ...]
     order: npt.NDArray[np.int32]  # cycled: request i sends bodies[order[i % len(order)]]
+    method: str = "predict"  # what the bodies are for: "predict", "classify" or "regress"
+
+    def __post_init__(self) -> None:
+        if self.method not in LOAD_METHODS:
+            raise PayloadError(f"method must be one of {', '.join(LOAD_METHODS)}, got {self.method!r}")
 
     def body(self, i: int) -> bytes:
         return self.bodies[int(self.order[i % len(self.order)])]
@@ -260,3 +277,22 @@ def build_pool(
     else:
         raise PayloadError(f"protocol must be 'grpc' or 'rest', got {protocol!r}")
     return RequestPool(bodies, repeat_order(len(bodies), options.repeat_share, options.seed))
+
+
+def build_example_pool(
+    method: str, protocol: str, model_name: str, signature_name: str, options: PayloadOptions
+) -> RequestPool:
+    """Serialize ``options.examples`` once as Classify or Regress requests for ``protocol``. No signature
+    is fetched: a wrong one is the server's error, counted per request like any other."""
+    if method not in ("classify", "regress"):
+        raise PayloadError(f"tf.Example requests are for 'classify' or 'regress', not {method!r}")
+    if options.examples is None:
+        raise PayloadError(
+            f"method={method!r} sends serialized tf.Example: pass PayloadOptions(examples=[[example."
+            "SerializeToString()], ...]), one list of examples per request"
+        )
+    try:
+        bodies = example_bodies(options.examples, protocol, model_name, signature_name)
+    except ExamplePayloadError as exc:
+        raise PayloadError(str(exc)) from None
+    return RequestPool(bodies, repeat_order(len(bodies), options.repeat_share, options.seed), method)

@@ -27,7 +27,7 @@ from pytest_tfserving.load.loops import WindowRecord
 from pytest_tfserving.load.payloads import RequestPool
 from pytest_tfserving.load.results import Measurement
 from pytest_tfserving.load.summary import StabilityRule
-from pytest_tfserving.load.wire import PREDICT_METHOD
+from pytest_tfserving.load.wire import GRPC_METHOD_PATH
 from pytest_tfserving.metrics.resources import ResourceSample
 
 
@@ -90,7 +90,7 @@ class BlockingGrpc(_Blocking):
             config.target,
             options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)],
         )
-        self._call = self._channel.unary_unary(PREDICT_METHOD)
+        self._call = self._channel.unary_unary(GRPC_METHOD_PATH[pool.method])
 
     def send(self, i: int) -> None:
         try:
@@ -105,7 +105,7 @@ class BlockingGrpc(_Blocking):
 class BlockingRest(_Blocking):
     def __init__(self, config: LoadConfig, pool: RequestPool) -> None:
         super().__init__(config, pool)
-        url = urllib.parse.urlsplit(predict_url(config.target, config.model_name))
+        url = urllib.parse.urlsplit(predict_url(config.target, config.model_name, pool.method))
         if url.scheme != "http":
             raise ValueError(f"single-request REST supports http:// targets, got {config.target!r}")
         self._path = url.path

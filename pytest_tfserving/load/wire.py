@@ -2,8 +2,9 @@
 
 Why not ``tensorflow_serving.apis``: importing it imports all of TensorFlow (seconds of start-up and
 hundreds of MB per process, in every load worker), while a PredictRequest is a handful of fields. Field
-numbers follow upstream's .proto files (predict.proto, model.proto, tensor.proto, tensor_shape.proto,
-get_model_metadata.proto, meta_graph.proto); tests check the bytes against the real generated classes.
+numbers follow upstream's .proto files (predict.proto, classification.proto, regression.proto,
+input.proto, model.proto, tensor.proto, tensor_shape.proto, get_model_metadata.proto, meta_graph.proto);
+tests check the bytes against the real generated classes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ from dataclasses import dataclass
 import numpy as np
 
 PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
+CLASSIFY_METHOD = "/tensorflow.serving.PredictionService/Classify"
+REGRESS_METHOD = "/tensorflow.serving.PredictionService/Regress"
 METADATA_METHOD = "/tensorflow.serving.PredictionService/GetModelMetadata"
+
+LOAD_METHODS: tuple[str, ...] = ("predict", "classify", "regress")
+"""What a load can send: the REST URL's verb (``:predict``) and, capitalised, the gRPC method."""
+GRPC_METHOD_PATH: dict[str, str] = {
+    "predict": PREDICT_METHOD,
+    "classify": CLASSIFY_METHOD,
+    "regress": REGRESS_METHOD,
+}
 
 # tensorflow/core/framework/types.proto; names as TF Serving's REST metadata spells them.
 DTYPE_BY_NAME: dict[str, int] = {
@@ -114,6 +125,13 @@ def encode_predict_request(
         entry = _len_field(1, name.encode()) + _len_field(2, encode_tensor(array, dtype_name))
         out += _len_field(2, entry)
     return out
+
+
+def encode_example_request(model_name: str, signature_name: str, examples: list[bytes]) -> bytes:
+    """A serialized ClassificationRequest or RegressionRequest (the two share their layout: model_spec
+    1, input 2) whose ``Input.example_list`` holds ``examples``, each a serialized tf.Example."""
+    example_list = b"".join(_len_field(1, example) for example in examples)
+    return _len_field(1, _model_spec(model_name, signature_name)) + _len_field(2, _len_field(1, example_list))
 
 
 def encode_metadata_request(model_name: str) -> bytes:

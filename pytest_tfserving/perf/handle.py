@@ -34,6 +34,7 @@ from pytest_tfserving.perf.crashes import alive_around, crash_explains_errors
 from pytest_tfserving.perf.loads import open_loads, server_latency_source
 from pytest_tfserving.perf.merge import merge_measurements
 from pytest_tfserving.perf.settle import Limits, Sides, announce_extensions, measure_until_settled
+from pytest_tfserving.serving.metric_labels import Method
 
 __all__ = [
     "PerfContext",
@@ -91,8 +92,14 @@ class PerfHandle:
         payloads: PayloadOptions | None = None,
         timeout_s: float = 10.0,
         sample_resources: bool = True,
+        method: str = "predict",
     ) -> LoadConfig:
-        """How to load ``server``: the first model of its spec unless ``model`` names another."""
+        """How to load ``server``: the first model of its spec unless ``model`` names another.
+
+        ``method="classify"`` or ``"regress"`` sends Classify/Regress requests (REST ``:classify`` /
+        ``:regress``) with ``payloads=PayloadOptions(examples=[[ex.SerializeToString()], ...])`` to a
+        tf.Example ``signature_name``; the server-side latency reads that method's series. The same
+        keywords go through ``measure``, ``compare`` and ``single_request``."""
         model_name = model or server.spec.models[0].name
         target = server.endpoints.grpc_target if protocol == "grpc" else server.endpoints.rest_url
         return LoadConfig(
@@ -108,8 +115,9 @@ class PerfHandle:
             timeout_s=timeout_s,
             sampler=self._sampler(server) if sample_resources else None,
             server_latency=server_latency_source(
-                server, model_name, "rest" if protocol == "rest" else "grpc"
+                server, model_name, "rest" if protocol == "rest" else "grpc", _latency_method(method)
             ),
+            method=method,
         )
 
     def _loads(self, load: Mapping[str, Any]) -> Callable[[Server], LoadConfig]:
@@ -386,3 +394,8 @@ class PerfHandle:
             alpha=alpha,
             run_drift=self._context.settings.perf_run_drift,
         )
+
+
+def _latency_method(method: str) -> Method:
+    """``method`` as a request_latency series; an unknown one is refused by LoadConfig with the fix."""
+    return "classify" if method == "classify" else "regress" if method == "regress" else "predict"

@@ -11,19 +11,19 @@ from pytest_tfserving.load.server_latency import ServerLatencySnapshot
 from pytest_tfserving.metrics.prometheus import PrometheusScraper
 from pytest_tfserving.perf.context import Server
 from pytest_tfserving.perf.crashes import crash_explains_errors
-from pytest_tfserving.serving.metric_labels import Protocol, request_latency_labels
+from pytest_tfserving.serving.metric_labels import Method, Protocol, request_latency_labels
 
 
 def server_latency_source(
-    server: Server, model_name: str, protocol: Protocol = "grpc"
+    server: Server, model_name: str, protocol: Protocol = "grpc", method: Method = "predict"
 ) -> Callable[[], ServerLatencySnapshot] | None:
     """A callable reading the server's cumulative Prometheus request_latency of ``model_name``'s
-    predict requests over ``protocol``: the load's own series, not the readiness and metadata GETs
+    ``method`` requests over ``protocol``: the load's own series, not the readiness and metadata GETs
     TF Serving records beside them (``serving.metric_labels``)."""
     url = server.endpoints.prometheus_url
     if not url:
         return None
-    scraper = PrometheusScraper(url, labels=request_latency_labels(model_name, protocol))
+    scraper = PrometheusScraper(url, labels=request_latency_labels(model_name, protocol, method))
 
     def snapshot() -> ServerLatencySnapshot:
         state = scraper.scrape()

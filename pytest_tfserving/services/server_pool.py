@@ -1,4 +1,7 @@
-"""Running servers of one session, keyed by ServerSpec: an identical spec reuses the running server."""
+"""Running servers of one session, keyed by ServerSpec: an identical spec reuses the running server.
+
+When several GPU servers run at once (``concurrent_gpu_servers`` > 1, e.g. A and B of --ab-baseline)
+each is launched with its share of GPU memory (``serving.gpu_share``) unless its spec sets one."""
 
 from __future__ import annotations
 
@@ -7,14 +10,19 @@ import threading
 from pathlib import Path
 
 from pytest_tfserving.backends.base import Backend, RunningServer
+from pytest_tfserving.serving.gpu_share import gpu_memory_fraction_for, with_gpu_share
 from pytest_tfserving.serving.spec import ServerSpec
 
 
 class ServerPool:
     """Starts servers on demand through one backend and stops them all at the end of the session."""
 
-    def __init__(self, backend: Backend, workdir: Path, startup_timeout_s: float) -> None:
+    def __init__(
+        self, backend: Backend, workdir: Path, startup_timeout_s: float, concurrent_gpu_servers: int = 1
+    ) -> None:
+        gpu_memory_fraction_for(concurrent_gpu_servers)  # a bad count fails here, not at the first start
         self._backend = backend
+        self._concurrent_gpu_servers = concurrent_gpu_servers
         self._workdir = workdir
         self._startup_timeout_s = startup_timeout_s
         self._servers: dict[ServerSpec, RunningServer] = {}
@@ -25,7 +33,10 @@ class ServerPool:
         return self._backend.name
 
     def get(self, spec: ServerSpec) -> RunningServer:
-        """The running server for ``spec``; started now unless an identical one already runs."""
+        """The running server for ``spec``; started now unless an identical one already runs.
+
+        The server is launched with its GPU share but keeps ``spec`` as its ``spec``: the share depends
+        on this session, not on the deployment, so fingerprints and deployment records leave it out."""
         spec.validate()
         with self._lock:
             server = self._servers.get(spec)
@@ -35,7 +46,9 @@ class ServerPool:
             digest = hashlib.sha256(repr(spec).encode()).hexdigest()[:12]
             workdir = self._workdir / f"server-{digest}"
             workdir.mkdir(parents=True, exist_ok=True)
-            server = self._backend.start(spec, workdir, self._startup_timeout_s)
+            launched = with_gpu_share(spec, self._concurrent_gpu_servers)
+            server = self._backend.start(launched, workdir, self._startup_timeout_s)
+            server.spec = spec
             self._servers[spec] = server
             return server
 

@@ -133,8 +133,9 @@ class ServerSpec:
     extra_flags: tuple[str, ...] = field(default=())
     gpu_memory_fraction: float | None = None
     """--per_process_gpu_memory_fraction: the share of each GPU's memory this server's TensorFlow
-    takes at start (0 < f <= 1); None leaves TensorFlow's default, which claims most free memory, so
-    two servers sharing a GPU (A and B of --ab-baseline, a pool) need e.g. 0.45 each."""
+    takes at start (0 < f <= 1). None: the server pool sizes it when several GPU servers run at once
+    (A and B of --ab-baseline get 0.45 each, ``serving.gpu_share``), else TensorFlow's default, which
+    claims most free memory. A value set here always wins."""
 
     @classmethod
     def single(

@@ -13,13 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from pytest_tfserving.backends.docker import DEFAULT_IMAGE
 from pytest_tfserving.embedded.launch import ServerProcess, embedded_command, start_server
+from tests.conformance.docker_container import (
+    DOCKER_IMAGE,
+    container_kwargs,
+    docker_client,
+    unavailable_reason,
+)
 
 MODEL = "tiny"
 METRICS_PATH = "/monitoring/prometheus/metrics"
 MONITORING = f'prometheus_config {{\n  enable: true\n  path: "{METRICS_PATH}"\n}}\n'
-DOCKER_IMAGE = DEFAULT_IMAGE  # the pinned tag users get from the docker backend, not a moving "latest"
 
 
 @dataclass(frozen=True)
@@ -81,40 +85,24 @@ def _binary(root: Path) -> Iterator[Server]:
 
 
 def _docker(root: Path) -> Iterator[Server]:
-    try:
-        import docker
-
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:
-        pytest.skip(
-            f"no reachable Docker daemon ({type(exc).__name__}); start Docker to run against {DOCKER_IMAGE}"
-        )
-    try:
-        client.images.get(DOCKER_IMAGE)
-    except Exception:
-        pytest.skip(f"image {DOCKER_IMAGE} is not present; run `docker pull {DOCKER_IMAGE}`")
+    client, engine_detail = docker_client()
+    reason = unavailable_reason(client, engine_detail)
+    if reason is not None:
+        pytest.skip(reason)
+    assert client is not None
     grpc_port, rest_port = _free_port(), _free_port()
-    # The image's own entrypoint (tf_serving_entrypoint.sh: --port=8500 --rest_api_port=8501
-    # --model_name=$MODEL_NAME --model_base_path=$MODEL_BASE_PATH/$MODEL_NAME), as users run it.
-    container = client.containers.run(
-        DOCKER_IMAGE,
-        command=["--monitoring_config_file=/models/monitoring.config"],
-        environment={"MODEL_NAME": MODEL, "MODEL_BASE_PATH": "/models"},
-        volumes={str(root): {"bind": "/models", "mode": "ro"}},
-        ports={"8500/tcp": ("127.0.0.1", grpc_port), "8501/tcp": ("127.0.0.1", rest_port)},
-        detach=True,
-        remove=True,
-    )
+    kwargs = container_kwargs(root, MODEL, "monitoring.config", grpc_port, rest_port)
+    container = client.containers.run(**kwargs)
     try:
         deadline = time.monotonic() + 120
         while b"Exporting HTTP/REST API" not in container.logs():
             if time.monotonic() > deadline:
-                pytest.fail(f"tensorflow/serving not ready:\n{container.logs().decode()[-3000:]}")
+                pytest.fail(f"{DOCKER_IMAGE} not ready:\n{container.logs().decode()[-3000:]}")
             time.sleep(0.2)
         yield Server("docker", f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{rest_port}")
     finally:
         container.stop(timeout=5)
+        client.close()
 
 
 @pytest.fixture(scope="module", params=["embedded", "binary", "docker"])
