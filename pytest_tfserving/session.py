@@ -52,8 +52,8 @@ from pytest_tfserving.services.redis_service import (
     start_redis_container,
 )
 from pytest_tfserving.services.server_pool import ServerPool
-from pytest_tfserving.shard_split import SHARD_SUITE_KEY, shard_of
 from pytest_tfserving.serving.gpu_share import session_gpu_servers
+from pytest_tfserving.shard_split import SHARD_SUITE_KEY, shard_of
 
 SESSION_KEY = pytest.StashKey["TfservingSession"]()
 HANDLE_KEY = pytest.StashKey[PerfHandle]()
