@@ -225,7 +225,7 @@ def compare_call(logs: np.ndarray, rounds: int, max_rounds: int, max_ratio: floa
 
 def call_tally(noise: PairNoise, rounds: int, max_rounds: int, true_ratio: float, trials: int,
                session_alpha: float, seed: int, max_ratio: float = 0.6) -> CallTally:
-    rng = np.random.default_rng([seed, rounds, max_rounds, int(round(true_ratio * 1e6)), trials])
+    rng = np.random.default_rng([seed, rounds, max_rounds, round(true_ratio * 1e6), trials])
     logs = draw_log_ratios(noise, rng, trials, max_rounds, math.log(true_ratio))
     tally = CallTally()
     for t in range(trials):
@@ -276,8 +276,8 @@ def calls_table(models: Sequence[str], trials: int, session_alpha: float, seed: 
                   f"{rate_text(t.failed, t.trials)} | {t.inconclusive / t.trials:.1%} | "
                   f"{t.pairs / t.trials:.1f} |", flush=True)
     power_trials = max(200, trials // 10)
-    print(f"\nPower: outcome of perf.compare(max_ratio=0.6) at true ratios (x max_ratio), {power_trials} trials; "
-          "pass / fail / inconclusive")
+    print(f"\nPower: outcome of perf.compare(max_ratio=0.6) at true ratios (x max_ratio), {power_trials} "
+          "trials; pass / fail / inconclusive")
     print("| model | rounds -> max | " + " | ".join(f"{r:g}x" for r in ratios) + " |")
     print("|---|---|" + "---|" * len(ratios))
     for name in models:

@@ -253,8 +253,8 @@ class PerfHandle:
         e.g. ``compare(int8, fp32, metric="p50_ms", max_ratio=0.6)`` for "int8 p50 <= 0.6x fp32".
         Immune to machine drift; the verdict is recorded and fails the test when the bound is broken.
         While the interval straddles the bound, more rounds are measured, up to ``max_rounds``
-        (default 3 x ``rounds``); still undecided, the point estimate decides
-        (``gate.outcome.relative_fails``).
+        (default 3 x ``rounds``); still undecided, the verdict is ``inconclusive``: shown with the
+        ratio the run could settle, failed under --perf-inconclusive=fail (``gate.outcome``).
         """
         # An interval that straddles the bound is settled by more pairs, up to max_rounds in all;
         # every look spends its share of the call's alpha.
