@@ -47,7 +47,8 @@ from types import ModuleType
 import numpy as np
 
 from pytest_tfserving.gate.alpha_budget import AlphaSpender, SessionAlpha, per_verdict_look
-from pytest_tfserving.gate.relative import judge_relative
+from pytest_tfserving.gate.outcome import verdict_fails
+from pytest_tfserving.gate.relative import judge_relative, stated_over_looks
 from pytest_tfserving.gate.verdicts import RelativeVerdict
 from pytest_tfserving.load.results import Measurement, WindowSummary
 from pytest_tfserving.load.summary import StabilityRule
@@ -192,8 +193,8 @@ def fixed_coverage(noise: PairNoise, n: int, trials: int, alpha: float, seed: in
 class CallTally:
     trials: int = 0
     passed: int = 0
-    failed: int = 0
-    inconclusive: int = 0
+    failed: int = 0  # the test fails (gate.outcome.verdict_fails, default policy)
+    inconclusive: int = 0  # shown as inconclusive, not failed
     miss_upper: int = 0
     miss_lower: int = 0
     pairs: int = 0
@@ -203,7 +204,8 @@ class CallTally:
 def compare_call(logs: np.ndarray, rounds: int, max_rounds: int, max_ratio: float, session_alpha: float,
                  judge: Callable[..., RelativeVerdict] = judge_relative) -> RelativeVerdict:
     """One ``perf.compare(a, b, max_ratio=...)`` in a test of its own, on the pairs ``logs`` (at least
-    ``max_rounds``): the real settle loop, the real alpha split, synthetic windows."""
+    ``max_rounds``): the real settle loop, the real alpha split and statement of confidence
+    (``stated_over_looks``), synthetic windows."""
     limits = Limits.in_rounds(rounds, max_rounds)
     look_alpha = per_verdict_look(AlphaSpender(SessionAlpha(session_alpha).per_test()).next_call(), 1,
                                   limits.looks())
@@ -220,7 +222,7 @@ def compare_call(logs: np.ndarray, rounds: int, max_rounds: int, max_ratio: floa
         return [judge(a, b, "p50_ms", max_ratio=max_ratio, alpha=look_alpha, min_windows=min(rounds, 5))]
 
     _, (verdict,) = measure_until_settled(measure_more, verdict_of, limits, 0.0)
-    return verdict
+    return stated_over_looks(verdict, look_alpha, limits.looks())
 
 
 def call_tally(noise: PairNoise, rounds: int, max_rounds: int, true_ratio: float, trials: int,
@@ -233,8 +235,9 @@ def call_tally(noise: PairNoise, rounds: int, max_rounds: int, true_ratio: float
         assert v.ci_low is not None and v.ci_high is not None
         tally.trials += 1
         tally.passed += v.verdict == "pass"
-        tally.failed += v.verdict == "fail"
-        tally.inconclusive += v.verdict == "inconclusive"
+        fails = verdict_fails(v)  # what the test gets under the default policy (gate.outcome)
+        tally.failed += fails
+        tally.inconclusive += v.verdict == "inconclusive" and not fails
         tally.miss_upper += v.ci_high < true_ratio
         tally.miss_lower += v.ci_low > true_ratio
         tally.pairs += v.n_pairs
@@ -277,7 +280,7 @@ def calls_table(models: Sequence[str], trials: int, session_alpha: float, seed: 
                   f"{t.pairs / t.trials:.1f} |", flush=True)
     power_trials = max(200, trials // 10)
     print(f"\nPower: outcome of perf.compare(max_ratio=0.6) at true ratios (x max_ratio), {power_trials} "
-          "trials; pass / fail / inconclusive")
+          "trials; pass / the test fails / inconclusive (not failed)")
     print("| model | rounds -> max | " + " | ".join(f"{r:g}x" for r in ratios) + " |")
     print("|---|---|" + "---|" * len(ratios))
     for name in models:
@@ -302,10 +305,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="true ratios for the power table, as multiples of max_ratio")
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--skip-calls", action="store_true", help="only the fixed-pairs table")
+    parser.add_argument("--skip-fixed", action="store_true", help="only the whole-call tables")
     args = parser.parse_args(argv)
     started = time.monotonic()
     with _calibration().fast_tails():
-        fixed_table(args.models, args.trials, args.alpha, args.seed)
+        if not args.skip_fixed:
+            fixed_table(args.models, args.trials, args.alpha, args.seed)
         if not args.skip_calls:
             calls_table(args.models, args.trials, args.perf_alpha, args.seed, args.ratios)
     print(f"\n{time.monotonic() - started:.0f} s")

@@ -258,3 +258,11 @@ def judge_relative(
     detectable = math.expm1(evidence.detectable_log(alpha, 0.0))
     return replace(empty, verdict=outcome, ratio=ratio, ci_low=low, ci_high=high, reason=reason,
                    more_windows_help=outcome == "inconclusive", detectable=detectable)
+
+
+def stated_over_looks(verdict: RelativeVerdict, look_alpha: float, looks: int) -> RelativeVerdict:
+    """The confidence a perf.compare verdict states: its bounds are the last look's, and a call that
+    may look ``looks`` times, each at ``look_alpha``, ends with bounds that miss at most
+    ``looks * look_alpha`` of the time per side (union bound; simulated 0.36-0.38 % against 0.61 %
+    for 5 -> 15 pairs on the quiet model, where the last look's own level, 0.30 %, was exceeded)."""
+    return replace(verdict, confidence=1 - look_alpha * max(1, looks))

@@ -15,7 +15,7 @@ from pytest_tfserving.gate.alpha_budget import AlphaSpender, per_verdict_look
 from pytest_tfserving.gate.baselines import Baseline
 from pytest_tfserving.gate.ceilings import PerfChecks
 from pytest_tfserving.gate.judge import judge
-from pytest_tfserving.gate.relative import judge_relative
+from pytest_tfserving.gate.relative import judge_relative, stated_over_looks
 from pytest_tfserving.gate.verdicts import MetricVerdict, RelativeVerdict
 from pytest_tfserving.load.config import LoadConfig
 from pytest_tfserving.load.interleaved import measure_interleaved
@@ -294,6 +294,7 @@ class PerfHandle:
                 pairs, verdict_of, limits, warm,
                 on_extend=announce_extensions(progress, label),
             )
+        verdict = stated_over_looks(verdict, look_alpha, limits.looks())
         ratio = "-" if verdict.ratio is None else f"{verdict.ratio:.3f}x"
         progress.done(f"{label}: {verdict.verdict}, ratio {ratio} over {verdict.n_pairs} pairs")
         self.relative.append(verdict)
