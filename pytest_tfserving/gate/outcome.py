@@ -24,8 +24,10 @@ LOOSENED_FIX = (
     "a maintainer's run accepts a gate change with --allow-gate-changes (docs/GATE.md, "
     '"A PR cannot loosen its gate")'
 )
-NOT_SHOWN = " -> not shown: the point estimate itself breaks the bound"
-WITHIN = " (point estimate within the bound)"
+# An unsettled comparison shows neither the claim nor its breach; where its point estimate lies is
+# told, not judged (a claim that holds with no margin would fail half of those runs).
+NOT_SHOWN_BEYOND = " -> claim not shown (point estimate beyond the bound, within the noise)"
+NOT_SHOWN_WITHIN = " -> claim not shown (point estimate within the bound, within the noise)"
 
 
 @dataclass(frozen=True)
@@ -49,11 +51,17 @@ class GatePolicy:
 
 
 def relative_fails(verdict: RelativeVerdict) -> bool:
-    """A comparison fails when its bound is broken with confidence, or, when still inconclusive after
-    the extra rounds, when the point estimate itself lies beyond the bound (the claim is not shown)."""
-    if verdict.verdict == "fail":
-        return True
-    if verdict.verdict != "inconclusive" or verdict.ratio is None:
+    """A comparison fails by itself only when its bound is broken with confidence. Still inconclusive
+    after the extra rounds, it is its own outcome, like every judge's inconclusive: shown with what
+    the run could settle, and failed under --perf-inconclusive=fail (``verdict_fails``). Failing it
+    on its point estimate would fail a claim that holds with no margin half the time, beyond
+    --perf-alpha (docs/GATE.md, "perf.compare: coverage")."""
+    return verdict.verdict == "fail"
+
+
+def estimate_beyond_bound(verdict: RelativeVerdict) -> bool:
+    """Whether the comparison's point estimate breaks its bound (told with an unsettled verdict)."""
+    if verdict.ratio is None:
         return False
     too_high = verdict.max_ratio is not None and verdict.ratio > verdict.max_ratio
     too_low = verdict.min_ratio is not None and verdict.ratio < verdict.min_ratio
@@ -105,8 +113,8 @@ def finding(
     kind = verdict.verdict
     shown = f"fail ({kind})" if fails and kind not in ("regression", "fail") else kind
     message = verdict.message()
-    if isinstance(verdict, RelativeVerdict) and kind == "inconclusive":
-        message += NOT_SHOWN if fails else WITHIN
+    if isinstance(verdict, RelativeVerdict) and kind == "inconclusive" and verdict.ratio is not None:
+        message += NOT_SHOWN_BEYOND if estimate_beyond_bound(verdict) else NOT_SHOWN_WITHIN
     line: str | None = message
     if kind == "incomparable":
         reason = incomparable_reason(baseline_fingerprint or {}, fingerprint or {})

@@ -15,7 +15,7 @@ from pytest_tfserving.gate.alpha_budget import AlphaSpender, per_verdict_look
 from pytest_tfserving.gate.baselines import Baseline
 from pytest_tfserving.gate.ceilings import PerfChecks
 from pytest_tfserving.gate.judge import judge
-from pytest_tfserving.gate.relative import judge_relative
+from pytest_tfserving.gate.relative import judge_relative, stated_over_looks
 from pytest_tfserving.gate.verdicts import MetricVerdict, RelativeVerdict
 from pytest_tfserving.load.config import LoadConfig
 from pytest_tfserving.load.interleaved import measure_interleaved
@@ -271,8 +271,8 @@ class PerfHandle:
         e.g. ``compare(int8, fp32, metric="p50_ms", max_ratio=0.6)`` for "int8 p50 <= 0.6x fp32".
         Immune to machine drift; the verdict is recorded and fails the test when the bound is broken.
         While the interval straddles the bound, more rounds are measured, up to ``max_rounds``
-        (default 3 x ``rounds``); still undecided, the point estimate decides
-        (``gate.outcome.relative_fails``).
+        (default 3 x ``rounds``); still undecided, the verdict is ``inconclusive``: shown with the
+        ratio the run could settle, failed under --perf-inconclusive=fail (``gate.outcome``).
         """
         # An interval that straddles the bound is settled by more pairs, up to max_rounds in all;
         # every look spends its share of the call's alpha.
@@ -312,6 +312,7 @@ class PerfHandle:
                 pairs, verdict_of, limits, warm,
                 on_extend=announce_extensions(progress, label),
             )
+        verdict = stated_over_looks(verdict, look_alpha, limits.looks())
         ratio = "-" if verdict.ratio is None else f"{verdict.ratio:.3f}x"
         progress.done(f"{label}: {verdict.verdict}, ratio {ratio} over {verdict.n_pairs} pairs")
         self.relative.append(verdict)

@@ -15,8 +15,8 @@ from pytest_tfserving.gate.ceilings import check_ceilings, parse_perf_marker
 from pytest_tfserving.gate.judge import judge
 from pytest_tfserving.gate.outcome import (
     DEFAULT_POLICY,
-    NOT_SHOWN,
-    WITHIN,
+    NOT_SHOWN_BEYOND,
+    NOT_SHOWN_WITHIN,
     Decision,
     GatePolicy,
     decide,
@@ -58,19 +58,20 @@ def metric(verdict: str, **kwargs: Any) -> MetricVerdict:
     return MetricVerdict(**fields)
 
 
-# The comparison of the known disagreement: still inconclusive after the extra rounds, and its point
-# estimate (0.65x) breaks the bound (<= 0.6x). The test fails; the reports used to say "inconclusive".
+# Still inconclusive after the extra rounds, its point estimate (0.65x) beyond the bound (<= 0.6x).
 UNSETTLED_BEYOND = relative("inconclusive", 0.65)
 
 
-def test_a_comparison_fails_when_broken_with_confidence_or_when_unsettled_beyond_its_bound() -> None:
+def test_a_comparison_fails_when_broken_with_confidence_and_unsettled_ones_only_when_asked() -> None:
+    """An unsettled comparison is its own outcome, whichever side its point estimate lies on:
+    failing it on the estimate would fail a claim that holds with no margin half the time."""
     assert relative_fails(relative("fail", 0.9))
-    assert relative_fails(UNSETTLED_BEYOND)
-    assert relative_fails(relative("inconclusive", 1.5, max_ratio=None, min_ratio=2.0))
-    assert not relative_fails(relative("inconclusive", 0.55))
-    assert not relative_fails(relative("inconclusive", None))  # too few pairs: no estimate to judge
+    for unsettled in (UNSETTLED_BEYOND, relative("inconclusive", 1.5, max_ratio=None, min_ratio=2.0),
+                      relative("inconclusive", 0.55), relative("inconclusive", None)):
+        assert not relative_fails(unsettled) and not verdict_fails(unsettled)
+        assert verdict_fails(unsettled, STRICT_INCONCLUSIVE)
     assert not relative_fails(relative("pass", 0.3))
-    assert verdict_fails(UNSETTLED_BEYOND) and not verdict_fails(relative("inconclusive", 0.55))
+    assert not verdict_fails(relative("pass", 0.3), STRICT_INCONCLUSIVE)
 
 
 def test_a_regression_fails_unless_baselines_are_being_recorded() -> None:
@@ -139,34 +140,43 @@ def test_gate_result_prefixes_each_records_lines() -> None:
     within = decide([relative("inconclusive", 0.55)])
     result = gate_result(["a note"], [(NODEID, within)])
     assert not result.failed
-    assert result.lines == ("a note", f"{NODEID}: {relative('inconclusive', 0.55).message()}{WITHIN}")
+    message = relative("inconclusive", 0.55).message()
+    assert result.lines == ("a note", f"{NODEID}: {message}{NOT_SHOWN_WITHIN}")
     failed = gate_result([], [("x@a", within), ("x", Decision("failed", (), ("why",)))])
     assert failed.failed
     assert failed.failure_text() == f"performance gate:\nx@a: {within.lines[0]}\nx: why"
 
 
-def test_reports_show_what_the_test_got_for_an_unsettled_comparison_beyond_its_bound(tmp_path: Path) -> None:
-    """The known disagreement: the test failed, the table, Markdown and JSON said "inconclusive"."""
+def test_an_unsettled_comparison_beyond_its_bound_is_shown_as_inconclusive_not_failed() -> None:
     record = TestRecord(NODEID, verdicts=(UNSETTLED_BEYOND,))
     test = gate_result([], [(record.nodeid, record.decision)])
+    assert not test.failed and record.outcome == "inconclusive"
+    assert test.lines == (f"{NODEID}: {UNSETTLED_BEYOND.message()}{NOT_SHOWN_BEYOND}",)
+    assert "claim not shown (point estimate beyond the bound" in test.lines[0]
+
+
+def test_reports_show_what_the_test_got_for_an_unsettled_comparison_beyond_its_bound(tmp_path: Path) -> None:
+    """Under --perf-inconclusive=fail the test fails, and the table, Markdown and JSON say so."""
+    record = TestRecord(NODEID, verdicts=(UNSETTLED_BEYOND,), policy=STRICT_INCONCLUSIVE)
+    test = gate_result([], [(record.nodeid, record.decision)])
     assert test.failed
-    assert test.lines == (f"{NODEID}: {UNSETTLED_BEYOND.message()}{NOT_SHOWN}",)
-    assert "not shown: the point estimate itself breaks the bound" in test.failure_text()
+    assert test.lines == (f"{NODEID}: {UNSETTLED_BEYOND.message()}{NOT_SHOWN_BEYOND}",)
+    assert "claim not shown (point estimate beyond the bound" in test.failure_text()
 
     assert record.outcome == "failed"
     lines = format_table([record], width=160)
     assert lines[2] == f"{NODEID}  failed" and lines[3].split()[-2:] == ["fail", "(inconclusive)"]
     assert format_details([record]) == [test.lines[0]]
     markdown = render_markdown([record])
-    assert "**1 failed**" in markdown and "inconclusive**" not in markdown
+    assert "**1 failed (1 of them inconclusive under --perf-inconclusive=fail" in markdown
     assert "| ❌ fail (inconclusive) |" in markdown
-    assert f"<code>{NODEID}</code>: failed" in markdown and NOT_SHOWN.strip() in markdown
+    assert f"<code>{NODEID}</code>: failed" in markdown and NOT_SHOWN_BEYOND.strip() in markdown
     report = build_json_report([record])
     assert report["summary"] == {"failed": 1}
     [entry] = report["tests"]
     assert entry["outcome"] == "failed"
     assert entry["verdicts"][0]["verdict"] == "inconclusive" and entry["verdicts"][0]["fails"] is True
-    assert entry["verdicts"][0]["message"].endswith(NOT_SHOWN)
+    assert entry["verdicts"][0]["message"].endswith(NOT_SHOWN_BEYOND)
     json.dumps(report, allow_nan=False)
 
 
@@ -190,11 +200,12 @@ def test_the_session_fails_the_test_exactly_when_the_reports_say_failed() -> Non
     from pytest_tfserving.session import HANDLE_KEY, TfservingSession
 
     session = object.__new__(TfservingSession)
-    session.settings = SimpleNamespace(update_baselines=False, perf_hardware_mismatch="warn")  # type: ignore[assignment]
+    session.settings = SimpleNamespace(update_baselines=False, perf_hardware_mismatch="warn",  # type: ignore[assignment]
+                                       perf_inconclusive="fail")
     session.reporter = PerfReporter(None, session.settings)  # type: ignore[arg-type]
     item = SimpleNamespace(nodeid=NODEID, stash=pytest.Stash(), get_closest_marker=lambda name: None)
     item.stash[HANDLE_KEY] = SimpleNamespace(recorded=[], relative=[UNSETTLED_BEYOND], notes=[], checks=None)
-    with pytest.raises(pytest.fail.Exception, match="not shown: the point estimate itself breaks the bound"):
+    with pytest.raises(pytest.fail.Exception, match=r"claim not shown \(point estimate beyond the bound"):
         session.judge_test(item)  # type: ignore[arg-type]
     [record] = session.reporter.records
     assert record.outcome == "failed"
