@@ -14,8 +14,12 @@ cheaper its kernels are per core than fp32's, against how much fp32 gains from t
   image, so one core of int8 against two of fp32 is a near tie. Measured on 2 AVX2 cores: int8
   0.71x..0.91x, int8-dynamic 0.64x..1.06x, 1.47x under heavy contention; with TF Serving's pool
   semantics (issue #16) 1.15x in one run and 0.998x (99.7 % bounds 0.79x..1.26x) in another, both
-  while other jobs loaded the machine. The claim there is "not slower by more than
-  ``GENERAL_P50``", which catches a broken variant, not a small one.
+  while other jobs loaded the machine; on a quiet machine int8 measured 1.148x (99.96 % one-sided
+  bounds 1.022x..1.290x) and int8-dynamic 1.083x..1.105x. That is the threading, not a fault: one
+  interpreter thread against fp32's two makes the variant up to 2x slower when its per-core kernels
+  are no cheaper, and at most as fast as fp32 when they are. The claim there is "not slower by more
+  than ``GENERAL_P50``" (1.35x, above every quiet measurement's upper bound), which catches a broken
+  variant (reference kernels, a float fallback: several times slower), not a small difference.
 - More cores: fp32's request speeds up with them and the TFLite request does not, so the measured
   2-core bounds are scaled by ``cores / 2`` (fp32 gains at most that much over 2 cores).
 
@@ -32,7 +36,7 @@ INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 """/proc/cpuinfo flags of x86 int8 dot-product instructions, which TFLite's int8 kernels use."""
 MEASURED_CORES = 2
 """Cores of the machines the latency bounds were measured on."""
-GENERAL_P50 = 1.1
+GENERAL_P50 = 1.35
 """Max variant p50 / fp32 p50 at one request, on MEASURED_CORES cores without int8 dot products."""
 INT8_DOT_P50 = 0.6
 """Max int8 p50 / fp32 p50 at one request, on MEASURED_CORES cores with int8 dot products."""

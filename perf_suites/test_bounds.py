@@ -25,14 +25,14 @@ def test_the_cpu_class_reads_int8_dot_products_from_cpuinfo() -> None:
 def test_without_int8_dot_products_one_request_is_a_near_tie_on_two_cores() -> None:
     bounds = default_bounds(AVX2, cores=2)
     assert set(bounds) == set(BOUND_KEYS)
-    assert bounds["int8_p50"] == bounds["int8-dynamic_p50"] == bounds["fp16_p50"] == 1.1
+    assert bounds["int8_p50"] == bounds["int8-dynamic_p50"] == bounds["fp16_p50"] == 1.35  # 1.148x quiet
     assert default_bounds(AVX2, cores=1) == bounds  # fewer cores only help the one-core variant
 
 
 def test_with_int8_dot_products_int8_must_be_clearly_faster() -> None:
     bounds = default_bounds(VNNI, cores=2)
     assert bounds["int8_p50"] == 0.6  # 0.35x measured; serving fp32 as int8 (1.0x) fails
-    assert bounds["int8-dynamic_p50"] == bounds["fp16_p50"] == 1.1  # not measured on VNNI
+    assert bounds["int8-dynamic_p50"] == bounds["fp16_p50"] == 1.35  # not measured on VNNI
 
 
 @pytest.mark.parametrize("flags", [AVX2, VNNI])
