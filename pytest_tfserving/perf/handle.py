@@ -9,7 +9,7 @@ and their samplers), ``merge`` and ``crashes``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_tfserving.gate.alpha_budget import AlphaSpender, per_verdict_look
 from pytest_tfserving.gate.baselines import Baseline
@@ -33,6 +33,9 @@ from pytest_tfserving.perf.crashes import alive_around, crash_explains_errors
 from pytest_tfserving.perf.loads import open_loads, server_latency_source
 from pytest_tfserving.perf.merge import merge_measurements
 from pytest_tfserving.perf.settle import Limits, Sides, announce_extensions, measure_until_settled
+
+if TYPE_CHECKING:
+    from pytest_tfserving.gate.measured_servers import BesideServers
 
 __all__ = [
     "PerfContext",
@@ -122,7 +125,7 @@ class PerfHandle:
 
     def _reference(
         self, baseline: Baseline | None, server: Server, workers: int, notes: list[str]
-    ) -> Server | None:
+    ) -> BesideServers | None:
         """--ab-baseline: the baseline's deployment to measure beside ``server``, or None (noted why)."""
         reference, why_not = self._context.reference(baseline, server)
         if why_not:
@@ -193,12 +196,14 @@ class PerfHandle:
                     # --ab-baseline; the verdicts come from the pairs measured beside the reference.
                     measurement = measure(config, warmup_s=warm, window_s=window, rule=rule, progress=windows)
                     server.check_alive()
-                    with open_loads(self._loads(load), reference) as (reference_config,):
+                    m = reference.replicas
+                    servers = (*reference.reference, *reference.current[1:])
+                    with open_loads(self._loads(load), *servers) as configs:
                         verdicts, note = measure_beside(
-                            reference,
-                            server,
-                            reference_config,
-                            config,
+                            reference.reference,
+                            reference.current,
+                            configs[:m],
+                            (config, *configs[m:]),
                             rule=rule,
                             warmup_s=warm,
                             window_s=window,

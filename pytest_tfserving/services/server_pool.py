@@ -1,9 +1,12 @@
-"""Running servers of one session, keyed by ServerSpec: an identical spec reuses the running server."""
+"""Running servers of one session, keyed by ServerSpec and replica: an identical spec reuses the
+running server; replicas 1, 2, ... of a spec are further processes of it (--ab-replicas)."""
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pytest_tfserving.backends.base import Backend, RunningServer
@@ -17,27 +20,51 @@ class ServerPool:
         self._backend = backend
         self._workdir = workdir
         self._startup_timeout_s = startup_timeout_s
-        self._servers: dict[ServerSpec, RunningServer] = {}
+        self._servers: dict[tuple[ServerSpec, int], RunningServer] = {}
         self._lock = threading.Lock()
 
     @property
     def backend_name(self) -> str:
         return self._backend.name
 
-    def get(self, spec: ServerSpec) -> RunningServer:
-        """The running server for ``spec``; started now unless an identical one already runs."""
-        spec.validate()
+    def get(self, spec: ServerSpec, replica: int = 0) -> RunningServer:
+        """The running server for ``spec``; started now unless an identical one already runs.
+        ``replica`` > 0: another process of the same spec (its own pool key)."""
+        return self.ensure([(spec, replica)])[0]
+
+    def ensure(self, keys: Sequence[tuple[ServerSpec, int]]) -> list[RunningServer]:
+        """The running server of each ``(spec, replica)``; those not running yet are started side by
+        side, each in its own work directory (--ab-replicas starts 2N - 1 at once)."""
+        for spec, replica in keys:
+            spec.validate()
+            if replica < 0:
+                raise ValueError(f"replica={replica!r} must be >= 0")
         with self._lock:
-            server = self._servers.get(spec)
-            if server is not None:
-                server.check_alive()
-                return server
-            digest = hashlib.sha256(repr(spec).encode()).hexdigest()[:12]
-            workdir = self._workdir / f"server-{digest}"
-            workdir.mkdir(parents=True, exist_ok=True)
-            server = self._backend.start(spec, workdir, self._startup_timeout_s)
-            self._servers[spec] = server
-            return server
+            missing = list(dict.fromkeys(key for key in keys if key not in self._servers))
+            for key in keys:
+                if key not in missing:
+                    self._servers[key].check_alive()
+            if len(missing) == 1:
+                self._servers[missing[0]] = self._start(*missing[0])
+            elif missing:
+                with ThreadPoolExecutor(max_workers=len(missing)) as pool:
+                    futures = {key: pool.submit(self._start, *key) for key in missing}
+                failures = []
+                for key, future in futures.items():
+                    error = future.exception()
+                    if error is None:
+                        self._servers[key] = future.result()
+                    else:
+                        failures.append(error)
+                if failures:  # those that started are registered, so stop_all stops them
+                    raise failures[0]
+            return [self._servers[key] for key in keys]
+
+    def _start(self, spec: ServerSpec, replica: int) -> RunningServer:
+        digest = hashlib.sha256(repr(spec).encode()).hexdigest()[:12]
+        workdir = self._workdir / (f"server-{digest}" + (f"-r{replica}" if replica else ""))
+        workdir.mkdir(parents=True, exist_ok=True)
+        return self._backend.start(spec, workdir, self._startup_timeout_s)
 
     def running(self) -> list[RunningServer]:
         with self._lock:
