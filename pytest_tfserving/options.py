@@ -292,8 +292,8 @@ OPTIONS: tuple[Option, ...] = (
         _ab_replicas,
         "with --ab-baseline: server processes per side (the baseline's deployment and the test's); "
         "window pairs rotate over them, so the persistent offset between two processes averages out "
-        "by sqrt(N); 1 serves one of each, 2N servers run at once "
-        f"(default: {DEFAULT_AB_REPLICAS}, 1 to {MAX_AB_REPLICAS})",
+        f"by sqrt(N); 1 to {MAX_AB_REPLICAS}, 1 serves one of each; 2N servers run at once "
+        f"(default: {DEFAULT_AB_REPLICAS})",
     ),
     Option(
         "--deployment-store",

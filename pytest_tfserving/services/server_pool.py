@@ -22,6 +22,9 @@ class ServerPool:
         self._startup_timeout_s = startup_timeout_s
         self._servers: dict[tuple[ServerSpec, int], RunningServer] = {}
         self._lock = threading.Lock()
+        # Threads that start servers side by side. They live as long as the pool: a process started
+        # with PR_SET_PDEATHSIG (process.cleanup) is killed when the *thread* that forked it exits.
+        self._starters: ThreadPoolExecutor | None = None
 
     @property
     def backend_name(self) -> str:
@@ -47,11 +50,12 @@ class ServerPool:
             if len(missing) == 1:
                 self._servers[missing[0]] = self._start(*missing[0])
             elif missing:
-                with ThreadPoolExecutor(max_workers=len(missing)) as pool:
-                    futures = {key: pool.submit(self._start, *key) for key in missing}
+                if self._starters is None:
+                    self._starters = ThreadPoolExecutor(max_workers=16, thread_name_prefix="server-start")
+                futures = {key: self._starters.submit(self._start, *key) for key in missing}
                 failures = []
                 for key, future in futures.items():
-                    error = future.exception()
+                    error = future.exception()  # waits for it
                     if error is None:
                         self._servers[key] = future.result()
                     else:
@@ -81,4 +85,8 @@ class ServerPool:
                 server.stop()
             except Exception as exc:
                 errors.append(exc)
+        with self._lock:
+            starters, self._starters = self._starters, None
+        if starters is not None:  # only now: their servers are stopped
+            starters.shutdown(wait=True)
         return errors

@@ -5,9 +5,7 @@ slower model: its windows, and only they, are slow. Real embedded servers over g
 from __future__ import annotations
 
 import statistics
-
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
