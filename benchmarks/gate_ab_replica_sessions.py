@@ -169,7 +169,8 @@ def main() -> None:
     r.add_argument("--models", nargs="+", default=["2u360", "2u560"],
                    help="PR models in turn: NuU (N extra dense layers of U units) or aa "
                    "(default 2u360 2u560)")
-    r.add_argument("--tolerance", type=float, default=0.0, help="marker tolerance (default 0)")
+    r.add_argument("--tolerance", type=float, default=0.001,
+                   help="marker tolerance (default 0.001: the marker takes no 0, and 0.1 %% is near it)")
     r.add_argument("--resume", action="store_true")
     r.add_argument("pytest_args", nargs="*", help="passed to every pytest session (after --)")
     s = sub.add_parser("summarize")
