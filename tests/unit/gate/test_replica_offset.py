@@ -96,3 +96,12 @@ def test_judge_paired_is_more_sensitive_with_replicas_and_says_so() -> None:
 def test_a_rotation_that_is_not_a_whole_number_is_refused() -> None:
     with pytest.raises(ValueError, match="replicas=0 must be a whole number >= 1"):
         judge_paired("p50_ms", [1.0] * 8, [1.0] * 8, replicas=0)
+
+
+def test_an_extension_continues_the_rotation_where_the_first_look_stopped() -> None:
+    from pytest_tfserving.perf.beside import rotated
+
+    configs = ["r0", "r1", "r2"]
+    assert rotated(configs, 0) == ["r0", "r1", "r2"]  # type: ignore[arg-type]
+    # 7 pairs measured: the extension's first pair is pair 7, on replica 7 mod 3 = 1.
+    assert rotated(configs, 7) == ["r1", "r2", "r0"]  # type: ignore[arg-type]
