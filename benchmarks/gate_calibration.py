@@ -339,14 +339,22 @@ def stored_test(model: NoiseModel, rng: np.random.Generator, *, history: int, to
 
 
 def paired_test(model: NoiseModel, rng: np.random.Generator, *, concurrency: int, tolerance: float,
-                effect: float, call_alpha: float, settings: Settings) -> TestOutcome:
+                effect: float, call_alpha: float, settings: Settings, replicas: int = 1) -> TestOutcome:
     """``perf.measure`` under --ab-baseline (``perf.beside.measure_beside``): the server alone first
-    (the recorded figures), then the pairs, judged pairwise while unsettled."""
+    (the recorded figures), then the pairs, judged pairwise while unsettled.
+
+    ``replicas`` (--ab-replicas): processes per side; each process sits at its own level (sd
+    ``offset_sd / sqrt(2)``, so two of them differ by ``offset_sd``), and pair ``i`` runs on replica
+    ``i mod replicas`` of each side, as ``measure_beside`` rotates them."""
     alternate = concurrency == 1
     series = model.alternating if alternate else model.interleaved
     offset_sd = model.alternating_offset if alternate else model.interleaved_offset
-    offset = float(rng.normal(0, offset_sd))
-    pairs = Stream(series, rng, offset + math.log1p(effect))
+    if replicas == 1:  # the draw as before, so m = 1 reproduces the earlier tables
+        offsets = np.array([float(rng.normal(0, offset_sd))])
+    else:
+        levels = rng.normal(0, offset_sd / math.sqrt(2), (2, replicas))
+        offsets = levels[1] - levels[0]
+    pairs = Stream(series, rng, math.log1p(effect))
     reference = Stream(model.single, rng, 0.0)
     w = model.window_s
     alone = run_until(Stream(model.single, rng, 0.0), settings.rule(), w)
@@ -359,6 +367,7 @@ def paired_test(model: NoiseModel, rng: np.random.Generator, *, concurrency: int
         ref, cur = [], []
         for i in range(n):
             k = counted[0] + i
+            d[i] += offsets[k % replicas]
             r = _single_window(k, w, ref_b[i], concurrency)
             p50, mean = r.p50_ms * math.exp(d[i, 0]), r.mean_ms * math.exp(d[i, 1])
             # interleaved: rps measured (badness = -log rps ratio); alternating: rps_from_latency
@@ -366,7 +375,10 @@ def paired_test(model: NoiseModel, rng: np.random.Generator, *, concurrency: int
             ref.append(r)
             cur.append(_window(k, w, p50, mean, rps))
         counted[0] += n
-        spent[0] += (warmup + n * w) if alternate else 2 * (warmup + w) + 2 * n * (w + REWARM_S)
+        # The first look warms every replica (alternating: the warm-up rotates over them for
+        # replicas x warmup; interleaved: each replica of each side its own warm-up and window).
+        warm = warmup * replicas if (alternate and counted[0] == n) else warmup
+        spent[0] += (warm + n * w) if alternate else 2 * replicas * (warmup + w) + 2 * n * (w + REWARM_S)
         return _measurement(ref, concurrency, w), _measurement(cur, concurrency, w)
 
     first = min(settings.max_windows, max(settings.min_windows, FIRST_PAIRS))
@@ -380,6 +392,7 @@ def paired_test(model: NoiseModel, rng: np.random.Generator, *, concurrency: int
         return judge_against_reference(
             ref, cur, gate=settings.gate, tolerance=tolerance, alpha=look_alpha,
             offset_sd=DEFAULT_PROCESS_OFFSET if alternate else DEFAULT_INTERLEAVED_OFFSET,
+            replicas=replicas,
         )
 
     (_, cur), verdicts = measure_until_settled(rounds, verdicts_of, limits, settings.warmup_s)
@@ -396,13 +409,15 @@ class Mode:
     kind: str  # "stored" | "ab"
     history: int = 0
     concurrency: int = 1
+    replicas: int = 1
 
     @property
     def label(self) -> str:
         if self.kind == "stored":
             return f"stored, {self.history} run{'s' if self.history > 1 else ''}"
         pairing = "alternating" if self.concurrency == 1 else "interleaved"
-        return f"--ab-baseline c{self.concurrency} ({pairing})"
+        more = f", {self.replicas} processes per side" if self.replicas > 1 else ""
+        return f"--ab-baseline c{self.concurrency} ({pairing}{more})"
 
 
 def rng_for(seed: int, *labels: object) -> np.random.Generator:
@@ -420,7 +435,7 @@ def one_test(model: NoiseModel, rng: np.random.Generator, mode: Mode, *, toleran
                            call_alpha=call_alpha, settings=settings, sitting_base=sittings[0],
                            sitting_now=sittings[1], each_sitting=each_sitting)
     return paired_test(model, rng, concurrency=mode.concurrency, tolerance=tolerance, effect=effect,
-                       call_alpha=call_alpha, settings=settings)
+                       call_alpha=call_alpha, settings=settings, replicas=mode.replicas)
 
 
 @dataclass
@@ -816,7 +831,7 @@ def simulate(args: argparse.Namespace) -> Report:
     settings = Settings(warmup_s=args.warmup, min_windows=args.min_windows, max_windows=args.max_windows,
                         run_drift=args.run_drift, gate=tuple(args.gate))
     modes = [Mode("stored", history=h) for h in args.histories]
-    modes += [Mode("ab", concurrency=c) for c in args.concurrency]
+    modes += [Mode("ab", concurrency=c, replicas=m) for c in args.concurrency for m in args.replicas]
     t0 = time.monotonic()
     _print([
         f"model: {args.params or 'defaults (docs/GATE.md)'}; window {model.window_s} s, warm-up "
@@ -935,6 +950,44 @@ def goals(args: argparse.Namespace, model: NoiseModel, settings: Settings, repor
           f"tests in the PR: {where}")
 
 
+def replicas_scan(args: argparse.Namespace) -> None:
+    """--ab-replicas: per-PR false alarms and detection of +5 % and +10 % p50 with ``m`` server
+    processes per side, at each concurrency and tolerance; the goal line per row (concurrency 1:
+    +5 % >= 80 %, +10 % >= 95 %, <= 60 s, per-PR false alarms <= 1 %)."""
+    model = load_model(args.params)
+    settings = Settings(warmup_s=args.warmup, min_windows=args.min_windows, max_windows=args.max_windows,
+                        run_drift=args.run_drift, gate=tuple(args.gate))
+    t0 = time.monotonic()
+    _print([
+        f"model: {args.params or 'defaults (docs/GATE.md)'}; window {model.window_s} s, warm-up "
+        f"{settings.warmup_s} s, pairs {FIRST_PAIRS} then up to {settings.max_windows}",
+        f"PR: {args.tests} perf tests x {len(settings.gate)} gated metrics, --perf-alpha {args.alpha}; seed "
+        f"{args.seed}; {args.trials} PRs (A/A) and {args.trials} tests per effect; 95 % Clopper-Pearson",
+        "", "| c | processes per side | tol | PRs with a false alarm | +5 % p50 detected "
+        "| +10 % p50 detected | s/verdict (+10 %) | goals (c1) |", "|---|---|---|---|---|---|---|---|",
+    ])
+    for concurrency in args.concurrency:
+        for m in args.replicas:
+            mode = Mode("ab", concurrency=concurrency, replicas=m)
+            for tol in args.tolerances:
+                aa = simulate_prs(model, mode, tolerance=tol, effect=0.0, prs=args.trials, tests=args.tests,
+                                  alpha=args.alpha, settings=settings, seed=args.seed)
+                found = [simulate_tests(model, mode, tolerance=tol, effect=effect, trials=args.trials,
+                                        tests=args.tests, alpha=args.alpha, settings=settings, seed=args.seed)
+                         for effect in (0.05, 0.10)]
+                seconds = found[1].seconds / found[1].tests
+                goal = "-"
+                if concurrency == 1:
+                    ok = (found[0].failed_tests >= 0.8 * found[0].tests
+                          and found[1].failed_tests >= 0.95 * found[1].tests and seconds <= 60)
+                    goal = "detection met" if ok else "not met"
+                print(f"| {concurrency} | {m} | {tol:.0%} | {rate_text(aa.failed_prs, aa.prs)} | "
+                      f"{rate_text(found[0].failed_tests, found[0].tests)} | "
+                      f"{rate_text(found[1].failed_tests, found[1].tests)} | {seconds:.1f} | {goal} |",
+                      flush=True)
+    print(f"\n({time.monotonic() - t0:.0f} s)")
+
+
 def fit(args: argparse.Namespace) -> None:
     fitted = fit_files([Path(p) for p in args.files])
     defaults = default_model()
@@ -987,9 +1040,30 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--scipy-stats", action="store_true",
                    help="keep scipy.stats in the judges' tail functions (same values, about 3x slower)")
+    s.add_argument("--replicas", type=int, nargs="*", default=[1],
+                   help="--ab-replicas: processes per side for the --ab-baseline rows (default 1)")
+    r = sub.add_parser("replicas", help="--ab-baseline with m processes per side (--ab-replicas): "
+                       "per-PR false alarms, +5 %% and +10 %% p50 detection, seconds per verdict")
+    r.add_argument("--params", help="a model written by fit --out (default: docs/GATE.md's figures)")
+    r.add_argument("--trials", type=int, default=200, help="PRs per A/A cell and tests per effect (200)")
+    r.add_argument("--tests", type=int, default=10, help="perf tests in the PR (default 10)")
+    r.add_argument("--gate", nargs="+", default=list(GATE), help="gated metrics (default p50_ms rps)")
+    r.add_argument("--alpha", type=float, default=0.01, help="--perf-alpha (default 0.01)")
+    r.add_argument("--tolerances", type=float, nargs="+", default=[0.0, 0.10])
+    r.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
+    r.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 3, 4])
+    r.add_argument("--warmup", type=float, default=2.0, help="--perf-warmup (default 2)")
+    r.add_argument("--min-windows", type=int, default=6, help="--perf-min-windows (default 6)")
+    r.add_argument("--max-windows", type=int, default=20, help="--perf-max-windows (default 20)")
+    r.add_argument("--run-drift", type=float, default=DEFAULT_RUN_DRIFT, help="--perf-run-drift")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--scipy-stats", action="store_true")
     args = parser.parse_args(argv)
     if args.cmd == "fit":
         fit(args)
+    elif args.cmd == "replicas":
+        with fast_tails(not args.scipy_stats):
+            replicas_scan(args)
     else:
         if args.trials < 1 or args.tests < 1:
             parser.error("--trials and --tests must be >= 1")

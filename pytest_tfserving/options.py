@@ -64,6 +64,12 @@ def _number(convert: Callable[[str], Any], ok: Callable[[Any], bool], needs: str
 _positive_float = _number(float, lambda x: math.isfinite(x) and x > 0, "a number > 0, e.g. 0.5")
 _positive_int = _number(int, lambda x: x > 0, "a positive integer, e.g. 6")
 _fraction = _number(float, lambda x: 0 <= x < 1, "a fraction in [0, 1), e.g. 0.1 for 10%")
+MAX_AB_REPLICAS = 8  # 2 x 8 servers at once is already more than a runner of a few cores can share
+DEFAULT_AB_REPLICAS = 3
+_ab_replicas = _number(
+    int, lambda x: 1 <= x <= MAX_AB_REPLICAS,
+    f"a whole number from 1 (one process per side) to {MAX_AB_REPLICAS}, e.g. {DEFAULT_AB_REPLICAS}",
+)
 
 
 def _bool(value: str | bool) -> bool:
@@ -289,6 +295,16 @@ OPTIONS: tuple[Option, ...] = (
         flag=True,
     ),
     Option(
+        "--ab-replicas",
+        "ab_replicas",
+        DEFAULT_AB_REPLICAS,
+        _ab_replicas,
+        "with --ab-baseline: server processes per side (the baseline's deployment and the test's); "
+        "window pairs rotate over them, so the persistent offset between two processes averages out "
+        f"by sqrt(N); 1 to {MAX_AB_REPLICAS}, 1 serves one of each; 2N servers run at once "
+        f"(default: {DEFAULT_AB_REPLICAS})",
+    ),
+    Option(
         "--deployment-store",
         "deployment_store",
         ".tfserving-cache/deployments",
@@ -396,6 +412,7 @@ class Settings:
     baseline_history: int
     baseline_ref: str | None
     ab_baseline: bool
+    ab_replicas: int
     deployment_store: Path
     perf_hardware_mismatch: str
     perf_alpha: float

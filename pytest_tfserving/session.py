@@ -121,6 +121,7 @@ class TfservingSession:
                 on_gpu=serves_on_gpu(backend),
                 ab_baseline=self.settings.ab_baseline,
                 update_baselines=self.settings.update_baselines,
+                replicas=self.settings.ab_replicas,
             )
             self._pool = ServerPool(
                 backend, self._workdir, self.settings.tfserving_startup_timeout, gpu_servers

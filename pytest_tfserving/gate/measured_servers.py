@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,19 @@ def _container_image_id(server: RunningServer) -> str | None:
         if isinstance(image, str) and image:
             return image[:19]
     return None
+
+
+@dataclass(frozen=True)
+class BesideServers:
+    """--ab-baseline's servers: the baseline's deployment and the test's, ``replicas`` processes of
+    each (--ab-replicas); ``current[0]`` is the test's own server."""
+
+    reference: tuple[RunningServer, ...]
+    current: tuple[RunningServer, ...]
+
+    @property
+    def replicas(self) -> int:
+        return len(self.reference)
 
 
 class MeasuredServers:
@@ -96,10 +110,22 @@ class MeasuredServers:
             return None
         return deployment_record(server.spec, digests)
 
+    @property
+    def concurrent_servers(self) -> int:
+        """How many servers of one test run at once: ``2 x --ab-replicas`` under --ab-baseline (the
+        baseline's deployment and the test's, that many processes each), else 1. What GPU memory
+        fractions must be shared by."""
+        if self.settings.ab_baseline and not self.settings.update_baselines:
+            return 2 * self.settings.ab_replicas
+        return 1
+
     def reference_server(
-        self, baseline: Baseline | None, server: RunningServer
-    ) -> tuple[RunningServer | None, str | None]:
-        """For --ab-baseline: the baseline's own deployment, running, or None and the reason."""
+        self, baseline: Baseline | None, server: RunningServer, replicas: int | None = None
+    ) -> tuple[BesideServers | None, str | None]:
+        """For --ab-baseline: the baseline's own deployment, ``replicas`` processes of it (default
+        ``--ab-replicas``), and as many of the test's (``server`` and further processes of its spec),
+        all running; or None and the reason. Those not running yet start side by side; the pool
+        stops them at session end."""
         if not self.settings.ab_baseline or self.settings.update_baselines or baseline is None:
             return None, None
         if self._backend_name() == "external":
@@ -114,7 +140,10 @@ class MeasuredServers:
             )
         except ReferenceUnavailable as why:
             return None, str(why)
-        return self._pool().get(spec), None
+        m = self.settings.ab_replicas if replicas is None else replicas
+        keys = [(spec, r) for r in range(m)] + [(server.spec, r) for r in range(1, m)]
+        started = self._pool().ensure(keys)
+        return BesideServers(tuple(started[:m]), (server, *started[m:])), None
 
     def store_deployment(self, record: dict[str, Any] | None) -> None:
         """Copy the models of a recorded deployment into the store (once per content hash)."""

@@ -14,6 +14,7 @@ import numpy as np
 from pytest_tfserving.gate.ceilings import DEFAULT_GATE, DEFAULT_TOLERANCE
 from pytest_tfserving.gate.evidence import Evidence, settle, welch_df
 from pytest_tfserving.gate.paired import hodges_lehmann
+from pytest_tfserving.gate.replica_spread import replica_offset, rotation_groups, rotation_share
 from pytest_tfserving.gate.verdicts import (
     DEFAULT_ALPHA,
     DEFAULT_INTERLEAVED_OFFSET,
@@ -56,7 +57,9 @@ def autocorrelation_factor(d: np.ndarray) -> float:
     return math.sqrt((1 + rho) / (1 - rho))
 
 
-def paired_evidence(d: np.ndarray, method: PairedMethod, offset_sd: float) -> tuple[Evidence, bool]:
+def paired_evidence(
+    d: np.ndarray, method: PairedMethod, offset_sd: float, groups: np.ndarray | None = None
+) -> tuple[Evidence, bool]:
     """The change from paired log ratios ``d`` and the standard error around it.
 
     ``signed_rank``: the Hodges-Lehmann estimate (median of the Walsh averages; one window hit by a
@@ -67,6 +70,11 @@ def paired_evidence(d: np.ndarray, method: PairedMethod, offset_sd: float) -> tu
     which no number of pairs averages out: ``offset_sd`` enters the error as a known part, and the
     degrees of freedom follow Welch-Satterthwaite. Returns the evidence and whether more pairs would
     still narrow it noticeably (window noise at least half the offset).
+
+    ``groups``: the replica (server process of each side) each pair ran on, under --ab-replicas.
+    The pairs then average over the replicas' offsets: the offset part shrinks to
+    ``offset_sd * sqrt(sum n_j^2) / n`` (``/ sqrt(m)`` balanced), and ``offset_sd`` is replaced by
+    the replicas' spread in the data when that is larger with confidence (``replica_spread``).
     """
     n = d.size
     sd = float(d.std(ddof=1)) if n > 1 else 0.0
@@ -77,8 +85,11 @@ def paired_evidence(d: np.ndarray, method: PairedMethod, offset_sd: float) -> tu
         estimate = float(d.mean())
         within = sd / math.sqrt(n)
     within *= autocorrelation_factor(d)
-    scale = math.hypot(within, offset_sd)
-    return Evidence(estimate, scale, welch_df(offset_sd, within, n)), within >= offset_sd / 2
+    offset = offset_sd
+    if groups is not None and groups.size == n:
+        offset = replica_offset(d, groups, offset_sd)[0] * rotation_share(groups)
+    scale = math.hypot(within, offset)
+    return Evidence(estimate, scale, welch_df(offset, within, n)), within >= offset / 2
 
 
 def ar1_mean_inflation(rho: float, n: int) -> float:
@@ -128,9 +139,12 @@ def judge_paired(
     hardware: str = "unknown hardware",
     method: PairedMethod = DEFAULT_PAIRED_METHOD,
     offset_sd: float = DEFAULT_PROCESS_OFFSET,
+    replicas: int = 1,
 ) -> MetricVerdict:
     """Judge the current deployment against the baseline's own deployment, measured in paired
     windows (window i of each side ran in the same moments), so machine drift cancels in each pair.
+    ``replicas``: server processes per side, pair ``i`` measured on replica ``i mod replicas`` of
+    each (--ab-replicas; ``paired_evidence`` averages their offsets).
 
     On the log ratios ``d_i = log(current_i / reference_i)``: ``paired_evidence``, then
     ``evidence.settle`` (a regression needs the one-sided ``1 - alpha`` bound beyond the tolerance).
@@ -141,10 +155,15 @@ def judge_paired(
         raise ValueError(f"method={method!r}: use 'signed_rank' or 'student_t'")
     if not (math.isfinite(offset_sd) and offset_sd >= 0):
         raise ValueError(f"offset_sd={offset_sd!r} must be >= 0 (relative sd between two server processes)")
-    pairs = [
-        (float(r), float(c)) for r, c in zip(reference_values, current_values, strict=False)
+    if not (isinstance(replicas, int) and replicas >= 1):
+        raise ValueError(f"replicas={replicas!r} must be a whole number >= 1 (server processes per side)")
+    indexed = [
+        (i, float(r), float(c))
+        for i, (r, c) in enumerate(zip(reference_values, current_values, strict=False))
         if r > 0 and c > 0 and math.isfinite(r) and math.isfinite(c)
     ]
+    pairs = [(r, c) for _, r, c in indexed]
+    groups = rotation_groups(len(reference_values), replicas)[[i for i, _, _ in indexed]]
     judged = unjudged(
         metric, tolerance=tolerance, alpha=alpha, n_baseline=len(pairs), n_current=len(pairs),
         hardware_baseline=hardware, hardware_current=hardware, paired=True,
@@ -155,7 +174,8 @@ def judge_paired(
                        reason=f"{len(pairs)} positive window pairs, need {need}")
     values = np.asarray(pairs)
     logs = np.log(values[:, 1]) - np.log(values[:, 0])
-    evidence, more = paired_evidence(logs, method, math.log1p(offset_sd))
+    evidence, more = paired_evidence(logs, method, math.log1p(offset_sd),
+                                     groups if replicas > 1 else None)
     judged = replace(
         judged,
         baseline=float(np.median(values[:, 0])),
@@ -163,6 +183,8 @@ def judge_paired(
         change=math.expm1(evidence.estimate),
     )
     noise = f"the window pairs' noise and a {offset_sd:.1%} offset between server processes"
+    if replicas > 1:
+        noise += f", averaged over {replicas} processes per side"
     return settle(judged, evidence, alpha, noise=noise, more_windows_help=more)
 
 
@@ -178,8 +200,10 @@ def judge_against_reference(
     hardware: str = "unknown hardware",
     method: PairedMethod = DEFAULT_PAIRED_METHOD,
     offset_sd: float = DEFAULT_PROCESS_OFFSET,
+    replicas: int = 1,
 ) -> list[MetricVerdict]:
-    """One paired verdict per gated metric: ``current`` and ``reference`` from ``measure_interleaved``."""
+    """One paired verdict per gated metric: ``current`` and ``reference`` from ``measure_interleaved``
+    or ``measure_alternating``; ``replicas``: processes per side, window ``i`` on replica ``i mod m``."""
     tolerances = tolerances or {}
     return [
         judge_paired(
@@ -192,6 +216,7 @@ def judge_against_reference(
             hardware=hardware,
             method=method,
             offset_sd=offset_sd,
+            replicas=replicas,
         )
         for metric in gate
     ]

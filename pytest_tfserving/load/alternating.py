@@ -6,6 +6,10 @@ to the next), and then window pairs differ by 10-25 % on identical deployments. 
 by request puts both sides in every millisecond: measured here, the paired window ratios of identical
 deployments then agree within about 2 % (``benchmarks/gate_quality.py``).
 
+Several processes per side (--ab-replicas): ``a`` and ``b`` may each be a sequence of configs, one
+per server process of that side; window ``i`` sends to process ``i mod m`` of each side (the warm-up
+rotates request by request over all of them), so the pairs rotate over the processes.
+
 Closed loop only: ``concurrency`` workers each send to one side, wait, then to the other (the order
 flips every round), so the machine holds ``concurrency`` requests in flight in all, about half for
 each side, and never two of one worker at once. Latencies are binned by completion time into windows
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Sequence
 
 from pytest_tfserving.load.clients import Client
 from pytest_tfserving.load.config import LoadConfig
@@ -30,8 +35,8 @@ from pytest_tfserving.load.summary import StabilityRule
 
 
 def measure_alternating(
-    a: LoadConfig,
-    b: LoadConfig,
+    a: LoadConfig | Sequence[LoadConfig],
+    b: LoadConfig | Sequence[LoadConfig],
     windows: int,
     *,
     warmup_s: float = 2.0,
@@ -39,22 +44,35 @@ def measure_alternating(
 ) -> tuple[Measurement, Measurement]:
     """Load ``a`` and ``b`` alternately for ``windows`` windows after a warm-up; returns (A, B).
 
-    Both configs must be closed loop with the same concurrency (the workers are shared).
+    All configs must be closed loop with the same concurrency (the workers are shared). A sequence
+    of configs is one per process of that side: window ``i`` loads process ``i mod len``; the first
+    config's requests and summarizer (resource sampler, server latencies) serve the whole side.
     """
-    for config in (a, b):
+    replicas = (_replicas(a), _replicas(b))
+    a, b = replicas[0][0], replicas[1][0]
+    for config in (*replicas[0], *replicas[1]):
         if config.mode != "closed":
             raise ValueError(
                 "measure_alternating needs closed-loop configs; use measure_interleaved for open loop"
             )
-    if a.concurrency != b.concurrency:
-        raise ValueError(f"both sides need the same concurrency, got {a.concurrency} and {b.concurrency}")
+        if config.concurrency != a.concurrency:
+            raise ValueError(
+                f"both sides need the same concurrency, got {a.concurrency} and {config.concurrency}"
+            )
     if windows < 1 or window_s <= 0 or warmup_s < 0:
         raise ValueError("windows must be >= 1, window_s > 0 and warmup_s >= 0")
     rule = StabilityRule(min_windows=1, max_windows=windows)
     extra = {"alternating": 1.0}
     sides = (Side.prepare(a, rule, extra), Side.prepare(b, rule, extra))
-    run_measured(_alternate(sides, windows, warmup_s, window_s))
+    run_measured(_alternate(sides, replicas, windows, warmup_s, window_s))
     return sides[0].summarizer.measurement(), sides[1].summarizer.measurement()
+
+
+def _replicas(side: LoadConfig | Sequence[LoadConfig]) -> tuple[LoadConfig, ...]:
+    configs = (side,) if isinstance(side, LoadConfig) else tuple(side)
+    if not configs:
+        raise ValueError("each side needs at least one LoadConfig")
+    return configs
 
 
 class _Windows:
@@ -76,10 +94,11 @@ def _records(index: int, start_s: float) -> tuple[WindowRecord, WindowRecord]:
     )
 
 
-async def _alternate(sides: tuple[Side, Side], windows: int, warmup_s: float, window_s: float) -> None:
-    clients: tuple[Client, Client] = (
-        sides[0].config.open_client(sides[0].pool),
-        sides[1].config.open_client(sides[1].pool),
+async def _alternate(sides: tuple[Side, Side], replicas: tuple[tuple[LoadConfig, ...], ...], windows: int,
+                     warmup_s: float, window_s: float) -> None:
+    clients: tuple[tuple[Client, ...], ...] = tuple(
+        tuple(config.open_client(side.pool) for config in configs)
+        for side, configs in zip(sides, replicas, strict=True)
     )
     summaries = (sides[0].summarizer, sides[1].summarizer)
     state = _Windows()
@@ -92,10 +111,12 @@ async def _alternate(sides: tuple[Side, Side], windows: int, warmup_s: float, wi
             for side in order:
                 index = next(counter)
                 window = state.current
+                # In a window, its process of each side (the pairs rotate); warming up, all in turn.
+                turn = window[side].index if window is not None else index // 2
                 if window is not None:
                     window[side].sent += 1
                 t0 = loop.time()
-                ok, status = await clients[side].send(index)
+                ok, status = await clients[side][turn % len(clients[side])].send(index)
                 state.record(side, loop.time() - t0, ok, status)
             order = (order[1], order[0])
 
@@ -128,4 +149,4 @@ async def _alternate(sides: tuple[Side, Side], windows: int, warmup_s: float, wi
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(*(c.close() for c in clients))
+        await asyncio.gather(*(c.close() for side in clients for c in side))

@@ -4,7 +4,7 @@ and judged pair by pair, so the machine's drift since the baseline was stored ca
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_tfserving.gate.alpha_budget import per_verdict_look
@@ -42,11 +42,18 @@ def rps_from_latency(measurement: Measurement) -> Measurement:
     return dataclasses.replace(measurement, windows=windows)
 
 
+def rotated(configs: Sequence[LoadConfig], start: int) -> list[LoadConfig]:
+    """``configs`` starting at process ``start mod m``: a run that continues after ``start`` pairs
+    keeps the rotation (pair ``i`` of the whole measurement on process ``i mod m``)."""
+    k = start % len(configs)
+    return [*configs[k:], *configs[:k]]
+
+
 def measure_beside(
-    reference: Server,
-    server: Server,
-    reference_config: LoadConfig,
-    config: LoadConfig,
+    references: Sequence[Server],
+    servers: Sequence[Server],
+    reference_configs: Sequence[LoadConfig],
+    configs: Sequence[LoadConfig],
     *,
     rule: StabilityRule,
     warmup_s: float,
@@ -58,7 +65,18 @@ def measure_beside(
 ) -> tuple[list[MetricVerdict], str]:
     """The two deployments in paired windows, judged pairwise (more pairs while unsettled, up to
     ``rule.max_windows``); returns the verdicts and a note that says how they were measured.
-    ``alpha``: this call's share of --perf-alpha, spread over the gated metrics and the looks."""
+    ``alpha``: this call's share of --perf-alpha, spread over the gated metrics and the looks.
+
+    ``references`` / ``servers`` (with one config each): the processes of each side
+    (--ab-replicas), ``servers[0]`` the test's own; pair ``i`` runs on process ``i mod m`` of each
+    side, so the persistent offsets between processes average out (``judge_paired``)."""
+    m = len(references)
+    if m < 1 or not (len(servers) == len(reference_configs) == len(configs) == m):
+        raise ValueError(
+            f"measure_beside needs as many processes and configs on each side, got {len(references)} "
+            f"and {len(servers)} servers, {len(reference_configs)} and {len(configs)} configs"
+        )
+    config = configs[0]
     # One request in flight: alternate requests, so both sides share every millisecond (the VM's
     # speed swings within a second). More in flight: the two servers would compete for the CPU,
     # so they take turns by window instead (docs/GATE.md).
@@ -68,11 +86,19 @@ def measure_beside(
     progress = progress or Silent()
     how = "alternating requests" if alternate else "interleaved windows"
 
+    measured = [0]  # pairs so far: the next run continues the rotation
+
     def rounds(windows: StabilityRule, warmup: float) -> Sides:
         progress.phase(f"--ab-baseline: {windows.max_windows} pairs of {window_s:g} s beside the baseline's "
-                       f"deployment ({how})")
-        with alive_around(reference, server):
-            return pair(reference_config, config, windows.max_windows, warmup_s=warmup, window_s=window_s)
+                       f"deployment ({how}{f', {m} processes per side' if m > 1 else ''})")
+        start = measured[0]
+        # The first run warms every process: alternating shares its warm-up among them.
+        warm = warmup * m if (alternate and start == 0) else warmup
+        with alive_around(*references, *servers):
+            sides = pair(rotated(reference_configs, start), rotated(configs, start), windows.max_windows,
+                         warmup_s=warm, window_s=window_s)
+        measured[0] += len(sides[1].windows)
+        return sides
 
     # Start with enough pairs for the interval to mean something; extend while unsettled.
     first = min(rule.max_windows, max(rule.min_windows, FIRST_PAIRS))
@@ -92,17 +118,20 @@ def measure_beside(
             alpha=look_alpha,
             hardware=hardware_key(fingerprint),
             offset_sd=DEFAULT_PROCESS_OFFSET if alternate else DEFAULT_INTERLEAVED_OFFSET,
+            replicas=m,
         )
 
     (ref, cur), verdicts = measure_until_settled(
         rounds, verdicts_of, limits, warmup_s,
         on_extend=announce_extensions(progress, "--ab-baseline"),
     )
-    models = ", ".join(f"{m.name} from {m.base_path}" for m in reference.spec.models)
+    models = ", ".join(f"{model.name} from {model.base_path}" for model in references[0].spec.models)
+    processes = (f"{m} server processes per side, the pairs rotating over them" if m > 1
+                 else "one server process per side")
     note = (
         f"--ab-baseline: judged against the baseline's deployment ({models}) served beside it in "
-        f"{len(cur.windows)} {'alternating' if alternate else 'interleaved'} window pairs; "
-        f"its p50 {ref.p50_ms:.4g} ms against {cur.p50_ms:.4g} ms"
+        f"{len(cur.windows)} {'alternating' if alternate else 'interleaved'} window pairs, "
+        f"{processes}; its p50 {ref.p50_ms:.4g} ms against {cur.p50_ms:.4g} ms"
     )
     if alternate:
         note += "; rps judged as concurrency / mean latency (alternating splits throughput evenly)"

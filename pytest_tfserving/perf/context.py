@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_tfserving.gate.baselines import Baseline
 from pytest_tfserving.gate.ceilings import PerfChecks
@@ -12,6 +12,9 @@ from pytest_tfserving.gate.verdicts import MetricVerdict
 from pytest_tfserving.load.results import Measurement
 from pytest_tfserving.options import Settings
 from pytest_tfserving.perf.progress import Progress, Silent
+
+if TYPE_CHECKING:
+    from pytest_tfserving.gate.measured_servers import BesideServers
 
 # A running server as the handle needs it (the backends' RunningServer satisfies this).
 Server = Any
@@ -47,7 +50,8 @@ class PerfContext:
     deployment: Callable[[Server], dict[str, Any] | None] = lambda server: None
     # Where the handle reports what it is measuring (the terminal in a session; silence elsewhere).
     progress: Progress = field(default_factory=Silent)
-    # --ab-baseline: the baseline's own deployment running beside ``server``, or None and why not
-    reference: Callable[[Baseline | None, Server], tuple[Server | None, str | None]] = (
-        lambda baseline, server: (None, None)
+    # --ab-baseline: the baseline's own deployment running beside ``server`` (the given number of
+    # processes of it, and as many of the test's), or None and why not
+    reference: Callable[[Baseline | None, Server, int], tuple[BesideServers | None, str | None]] = (
+        lambda baseline, server, replicas: (None, None)
     )

@@ -9,7 +9,7 @@ and their samplers), ``merge`` and ``crashes``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_tfserving.gate.alpha_budget import AlphaSpender, per_verdict_look
 from pytest_tfserving.gate.baselines import Baseline
@@ -35,6 +35,9 @@ from pytest_tfserving.perf.loads import open_loads, server_latency_source
 from pytest_tfserving.perf.merge import merge_measurements
 from pytest_tfserving.perf.settle import Limits, Sides, announce_extensions, measure_until_settled
 from pytest_tfserving.serving.metric_labels import Method
+
+if TYPE_CHECKING:
+    from pytest_tfserving.gate.measured_servers import BesideServers
 
 __all__ = [
     "PerfContext",
@@ -130,17 +133,31 @@ class PerfHandle:
         return StabilityRule(min_windows=low, max_windows=high)
 
     def _reference(
-        self, baseline: Baseline | None, server: Server, workers: int, notes: list[str], engine: str
+        self,
+        baseline: Baseline | None,
+        server: Server,
+        load: Mapping[str, Any],
+        workers: int,
+        notes: list[str],
+        engine: str,
+    ) -> BesideServers | None:
+        """--ab-baseline: the baseline's deployment to measure beside ``server``, or None (noted why).
 
-    ) -> Server | None:
-        """--ab-baseline: the baseline's deployment to measure beside ``server``, or None (noted why)."""
-        reference, why_not = self._context.reference(baseline, server)
+        ``--ab-replicas`` processes per side only where requests alternate (closed loop, one in
+        flight): there the offset between two processes limits what the pairs can see, and more
+        processes average it out. With more in flight the window pairs' own noise is the limit
+        (docs/GATE.md, "Several processes per side"), so one process per side spares their start."""
+        if workers > 1 or engine != "native":
+            settings = self._context.settings
+            if settings.ab_baseline and not settings.update_baselines and baseline is not None:
+                why = "workers > 1" if engine == "native" else f"engine={engine!r}"
+                notes.append(f"--ab-baseline: judged against the stored runs: {why} cannot interleave")
+            return None
+        alternating = load.get("mode", "closed") == "closed" and load.get("concurrency", 1) == 1
+        replicas = self._context.settings.ab_replicas if alternating else 1
+        reference, why_not = self._context.reference(baseline, server, replicas)
         if why_not:
             notes.append(f"--ab-baseline: judged against the stored runs, because {why_not}")
-        if reference is not None and (workers > 1 or engine != "native"):
-            why = "workers > 1" if engine == "native" else f"engine={engine!r}"
-            notes.append(f"--ab-baseline: judged against the stored runs: {why} cannot interleave")
-            reference = None
         return reference
 
     def _window_counter(self, label: str, total: int) -> Callable[[WindowSummary], None]:
@@ -196,7 +213,7 @@ class PerfHandle:
             server.check_alive()
             baseline, notes = self._context.find_baseline(name)
             fingerprint = self._context.fingerprint(server)
-            reference = self._reference(baseline, server, workers, notes, engine)
+            reference = self._reference(baseline, server, load, workers, notes, engine)
             # Only a judged call spends alpha: without a baseline there is no verdict.
             call_alpha = self._alpha.next_call() if baseline is not None else self._context.alpha
             label = name or "measure"
@@ -211,12 +228,14 @@ class PerfHandle:
                     # --ab-baseline; the verdicts come from the pairs measured beside the reference.
                     measurement = measure(config, warmup_s=warm, window_s=window, rule=rule, progress=windows)
                     server.check_alive()
-                    with open_loads(self._loads(load), reference) as (reference_config,):
+                    m = reference.replicas
+                    servers = (*reference.reference, *reference.current[1:])
+                    with open_loads(self._loads(load), *servers) as configs:
                         verdicts, note = measure_beside(
-                            reference,
-                            server,
-                            reference_config,
-                            config,
+                            reference.reference,
+                            reference.current,
+                            configs[:m],
+                            (config, *configs[m:]),
                             rule=rule,
                             warmup_s=warm,
                             window_s=window,

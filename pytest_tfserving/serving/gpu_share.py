@@ -57,10 +57,15 @@ def with_gpu_share(spec: ServerSpec, concurrent_gpu_servers: int) -> ServerSpec:
     return dataclasses.replace(spec, gpu_memory_fraction=share)
 
 
-def session_gpu_servers(*, on_gpu: bool, ab_baseline: bool, update_baselines: bool) -> int:
-    """GPU servers one measurement runs at once: 2 when the backend serves on a GPU and --ab-baseline
-    serves the baseline's deployment beside the current one (never while recording baselines), else 1."""
-    return 2 if on_gpu and ab_baseline and not update_baselines else 1
+def session_gpu_servers(
+    *, on_gpu: bool, ab_baseline: bool, update_baselines: bool, replicas: int = 1
+) -> int:
+    """GPU servers one measurement runs at once: ``2 x replicas`` when the backend serves on a GPU and
+    --ab-baseline serves the baseline's deployment beside the current one, ``replicas``
+    (--ab-replicas) processes of each (never while recording baselines), else 1."""
+    if replicas < 1:
+        raise ValueError(f"replicas={replicas!r} must be >= 1")
+    return 2 * replicas if on_gpu and ab_baseline and not update_baselines else 1
 
 
 def local_gpu_visible(

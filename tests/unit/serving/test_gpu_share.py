@@ -63,6 +63,14 @@ def test_ab_baseline_runs_two_gpu_servers_at_once_except_while_recording() -> No
     assert session_gpu_servers(on_gpu=False, ab_baseline=True, update_baselines=False) == 1
 
 
+def test_ab_replicas_multiply_the_gpu_servers_of_both_sides() -> None:
+    assert session_gpu_servers(on_gpu=True, ab_baseline=True, update_baselines=False, replicas=3) == 6
+    assert session_gpu_servers(on_gpu=True, ab_baseline=False, update_baselines=False, replicas=3) == 1
+    assert gpu_memory_fraction_for(6) == 0.15  # three processes of A and three of B on one GPU
+    with pytest.raises(ValueError, match="replicas"):
+        session_gpu_servers(on_gpu=True, ab_baseline=True, update_baselines=False, replicas=0)
+
+
 @dataclass
 class _RenderedServer:
     spec: ServerSpec
