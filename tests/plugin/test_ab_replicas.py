@@ -71,3 +71,19 @@ def test_two_processes_per_side_are_started_judged_and_stopped(perf_project: pyt
         "*p50_ms: regression*offset between server processes, averaged over 2 processes per side*",
     ])
     result.stdout.fnmatch_lines(["*2 server processes per side, the pairs rotating over them*"])
+
+
+def test_with_more_than_one_request_in_flight_one_process_per_side_serves(
+    perf_project: pytest.Pytester,
+) -> None:
+    """Replicas average out the offset that limits alternating requests; at concurrency > 1 the
+    window pairs' noise is the limit, so the session spares starting them (docs/GATE.md)."""
+    perf_project.makepyfile(test_perf=PERF_TEST.replace("concurrency=1", "concurrency=2"))
+    perf_project.runpytest(*FAST_ARGS, "--update-baselines").assert_outcomes(passed=1)
+    use_slower_model(perf_project, 32)  # another deployment, so the baseline's is served beside it
+    result = perf_project.runpytest(*FAST_ARGS, "-rA", "--ab-baseline", "--ab-replicas=3")
+    result.assert_outcomes(failed=1)
+    servers = json.loads((perf_project.path / "servers.json").read_text())
+    assert len(servers) == 2, servers  # the test's server and the baseline's deployment
+    result.stdout.fnmatch_lines(["*--ab-baseline: judged against the baseline's deployment*"])
+    result.stdout.no_fnmatch_line("*processes per side*")
