@@ -243,8 +243,9 @@ def test_a_renamed_test_fails_the_session_under_xdist(main: pytest.Pytester) -> 
 
 
 def test_the_example_workflow_runs_only_this_repositorys_prs_on_its_runners() -> None:
-    """The job's condition, read as text: fork PRs never reach the self-hosted runners, the label
-    is the only way to --allow-gate-changes, and no trigger runs PR code with the repo's secrets."""
+    """The job's condition, read as text: fork PRs never reach the self-hosted runners, the label (or a
+    maintainer's dispatch) is the only way to --allow-gate-changes, and no trigger runs PR code with
+    the repo's secrets."""
     workflow = (Path(__file__).parents[2] / ".github" / "workflows" / "perf.yml").read_text()
     job = workflow.split("\njobs:\n", 1)[1]
     condition = job.split("    if: >-\n", 1)[1].split("\n    runs-on:", 1)[0]
@@ -252,4 +253,6 @@ def test_the_example_workflow_runs_only_this_repositorys_prs_on_its_runners() ->
     assert "github.event_name != 'pull_request' ||" in condition
     assert "pull_request_target:" not in workflow
     label = "contains(github.event.pull_request.labels.*.name, 'perf-gate-change')"
-    assert f"{label} && '--allow-gate-changes'" in job
+    allowed = f"({label} || inputs.allow_gate_changes) && '--allow-gate-changes' || ''"
+    assert f"  PERF_ALLOW_GATE_CHANGES: ${{{{ {allowed} }}}}\n" in workflow
+    assert job.count("${{ env.PERF_ALLOW_GATE_CHANGES }}") == 2 and "--allow-gate-changes" not in job

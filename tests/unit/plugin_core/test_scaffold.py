@@ -82,8 +82,9 @@ def test_workflow_is_this_repositorys_own_but_for_the_install_and_paths() -> Non
     starter = template_text("perf.yml.txt").splitlines()
     assert [line for line in ours if line not in starter] == [
         "# Example: gate pull requests on performance, on self-hosted GPU runners with Docker.",
-        '# maintainer adds the label "perf-gate-change" (docs/GATE.md, "A PR cannot loosen its gate").',
+        '# branch with "allow_gate_changes" (docs/GATE.md, "A PR cannot loosen its gate").',
         "# between the recording and the PR cannot pass for a regression or hide one (docs/GATE.md).",
+        '# run that does neither (docs/GATE.md, "Skipped is passing").',
         "          python -m pip install -e '.[tf,gpu,plots,shard]'",
         "          python -m pytest perf_suites -m perf",
         "          python -m pip install -e .",  # the merge job: the light install

@@ -317,11 +317,10 @@ def test_the_example_workflow_shards_on_gpu_runners_and_merges(name: str) -> Non
     assert "--splits=${{ strategy.job-total }} --group=${{ matrix.shard }}" in perf
     assert "--perf-report-json=reports/perf.json" in perf and "name: perf-shard-${{ matrix.shard }}" in perf
     assert "github.event.pull_request.head.repo.full_name == github.repository" in perf
-    assert "    needs: perf\n    if: always() && needs.perf.result != 'skipped'\n" in merge
+    assert "    needs: perf\n    if: always()\n" in merge  # never skipped: a skipped check passes
     assert "pattern: perf-shard-*" in merge
     assert "python -m pytest_tfserving.report merge reports/perf-shard-*/perf.json" in merge
-    label = "contains(github.event.pull_request.labels.*.name, 'perf-gate-change')"
-    assert f"{label} && '--allow-gate-changes'" in merge
+    assert "          ${{ env.PERF_ALLOW_GATE_CHANGES }}\n" in merge
     assert "self-hosted" not in merge.split("runs-on:", 1)[1].splitlines()[0]
 
 
