@@ -12,7 +12,9 @@ import pytest
 
 from tests.plugin.conftest import FAST_ARGS, use_slower_model
 
-# After perf.measure the session's servers still run: the test lists the embedded ones it can see.
+# After perf.measure the session's servers still run: the test lists the embedded ones it can see
+# that were not there when the module was collected (an in-process pytester shares its process with
+# the outer session, whose own servers may still run).
 PERF_TEST = """
 import json
 from pathlib import Path
@@ -20,11 +22,19 @@ from pathlib import Path
 import psutil
 import pytest
 
+BEFORE = {p.pid for p in psutil.Process().children(recursive=True)}
+
+def embedded_server(process):
+    try:  # another session's descendant may be a zombie (this process is a subreaper) or gone
+        return "pytest_tfserving.embedded" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+
 @pytest.mark.perf(max_error_rate=0, tolerance=0.5)
 def test_latency(tfserving_server, perf, request):
     perf.measure(tfserving_server, concurrency=1)
     servers = [p.pid for p in psutil.Process().children(recursive=True)
-               if "pytest_tfserving.embedded" in " ".join(p.cmdline())]
+               if p.pid not in BEFORE and embedded_server(p)]
     (Path(str(request.config.rootpath)) / "servers.json").write_text(json.dumps(servers))
 """
 
