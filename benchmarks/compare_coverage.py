@@ -142,15 +142,9 @@ def pair_of(logs: np.ndarray) -> tuple[Measurement, Measurement]:
 
 
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Exact two-sided interval for a binomial rate."""
-    from scipy.stats import beta
-
-    if n <= 0:
-        return 0.0, 1.0
-    a = 1 - confidence
-    low = 0.0 if k == 0 else float(beta.ppf(a / 2, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(1 - a / 2, k + 1, n - k))
-    return low, high
+    """Exact two-sided interval for a binomial rate (``gate_calibration.clopper_pearson``)."""
+    interval: tuple[float, float] = _calibration().clopper_pearson(k, n, confidence)
+    return interval
 
 
 def rate_text(k: int, n: int, digits: int = 2) -> str:
