@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scipy.stats import beta
+from gate_aa_sessions import clopper_pearson  # run as a script: benchmarks/ is on sys.path
 
 CONFTEST = """
 import os
@@ -58,14 +58,6 @@ import pytest
 def test_latency(tfserving_server, perf):
     perf.measure(tfserving_server, concurrency=1)
 """
-
-
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact two-sided interval for a binomial rate: k events in n trials."""
-    tail = (1 - level) / 2
-    low = 0.0 if k == 0 else float(beta.ppf(tail, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(1 - tail, k + 1, n - k))
-    return low, high
 
 
 def _pytest(project: Path, model: str, args: list[str]) -> subprocess.CompletedProcess[str]:
