@@ -26,13 +26,17 @@ Looser = Literal["higher", "lower"]
 # - perf_run_drift higher: the prediction interval of the run history widens;
 # - perf_min_windows, perf_max_windows, perf_window lower: less evidence per verdict; with fewer
 #   windows at the first look a real regression's point estimate falls inside the tolerance by
-#   chance more often (and passes there), with fewer in all it ends inconclusive more often.
+#   chance more often (and passes there), with fewer in all it ends inconclusive more often;
+# - ab_replicas lower: under --ab-baseline fewer server processes per side average the offset
+#   between two processes of one deployment less, so the judge allows for a larger one and a real
+#   change ends inconclusive more often.
 NUMERIC_SETTINGS: Mapping[str, Looser] = {
     "perf_alpha": "lower",
     "perf_run_drift": "higher",
     "perf_min_windows": "lower",
     "perf_max_windows": "lower",
     "perf_window": "lower",
+    "ab_replicas": "lower",
 }
 # Choices, strictest first.
 CHOICE_SETTINGS: Mapping[str, tuple[str, ...]] = {

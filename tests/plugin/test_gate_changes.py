@@ -185,13 +185,14 @@ def test_every_loosening_fails_named_and_passes_when_allowed(pr: pytest.Pytester
 
 def test_a_loosened_ini_setting_fails_until_allowed(main: pytest.Pytester) -> None:
     edit(main, "pytest.ini", "perf_alpha = 0.000001\n",
-         "perf_alpha = 0.0000001\nperf_run_drift = 0.3\nperf_hardware_mismatch = warn\n")
+         "perf_alpha = 0.0000001\nperf_run_drift = 0.3\nperf_hardware_mismatch = warn\nab_replicas = 1\n")
     fewer = "--perf-max-windows=6"  # a session's window setting: named once, as the test ran with it
     result = run(main, "test_tightened.py", "--baseline-ref=HEAD", fewer)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines_random([
         "*gate loosened*perf_run_drift: 0.06 -> 0.3 (looser)",
         "*gate loosened*perf_hardware_mismatch: fail -> warn (looser)",
+        "*gate loosened*ab_replicas: 3 -> 1 (looser)",
         "*gate loosened*perf_alpha: 1e-06 -> 1e-07 (looser)",
         "*gate loosened*max_windows (as measured): 8 -> 6 (looser)",
     ])

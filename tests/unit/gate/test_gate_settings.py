@@ -37,6 +37,7 @@ SETTINGS = {
     "perf_hardware_mismatch": "fail",
     "perf_inconclusive": "warn",
     "perf_tolerance": 0.1,
+    "ab_replicas": 3,
 }
 REF = GateSettings(
     metrics=("p50_ms", "rps"),
@@ -108,6 +109,8 @@ def test_marker_changes(change: dict[str, Any], expected: list[str]) -> None:
         ("perf_min_windows", 3, True),
         ("perf_window", 0.5, True),
         ("perf_window", 2.0, False),
+        ("ab_replicas", 1, True),  # the process offset is averaged over fewer processes
+        ("ab_replicas", 4, False),
         ("perf_hardware_mismatch", "warn", True),
         ("perf_inconclusive", "fail", False),
         ("perf_inconclusive", "something-new", True),  # unknown counts as loosest
