@@ -101,14 +101,16 @@ def run(args: argparse.Namespace) -> None:
     for index in range(len(state["sessions"]), args.sessions):
         model = args.models[index % len(args.models)]
         report = project / f"report-{index}.json"
+        load_before = os.getloadavg()[0]
         started = time.monotonic()
         result = _pytest(project, model, ["--ab-baseline", f"--perf-report-json={report}", *args.pytest_args])
         record = _record(report, result, time.monotonic() - started)
-        record.update(index=index, model=model)
+        record.update(index=index, model=model, load_1min=[load_before, os.getloadavg()[0]])
         state["sessions"].append(record)
         out.write_text(json.dumps(state, indent=1))
         calls = [(v["metric"], v["verdict"], v["change"]) for v in record.get("verdicts", [])]
-        print(f"{index:4d} {model} rc={record['rc']} {record.get('outcome')} {calls} {record['wall_s']:.1f}s",
+        print(f"{index:4d} {model} rc={record['rc']} {record.get('outcome')} {calls} {record['wall_s']:.1f}s "
+              f"load {record['load_1min'][0]:.1f}->{record['load_1min'][1]:.1f}",
               flush=True)
 
 
@@ -138,6 +140,10 @@ def summarize(args: argparse.Namespace) -> None:
                   f"max {max(pairs) * window:.1f}")
         if walls:
             print(f"  whole pytest process: median {statistics.median(walls):.1f} s, max {max(walls):.1f} s")
+        loads = [max(s["load_1min"]) for s in judged if "load_1min" in s]
+        if loads:
+            print(f"  1-min load average around a session: median {statistics.median(loads):.2f}, "
+                  f"max {max(loads):.2f}")
 
 
 def _window_s(pytest_args: list[str]) -> float:
