@@ -131,7 +131,7 @@ def measure_beside(
     note = (
         f"--ab-baseline: judged against the baseline's deployment ({models}) served beside it in "
         f"{len(cur.windows)} {'alternating' if alternate else 'interleaved'} window pairs, "
-        f"{processes}; its p50 {ref.p50_ms:.4g} ms against {cur.p50_ms:.4g} ms"
+        f"{processes}; p50 {ref.p50_ms:.4g} ms on the baseline's side, {cur.p50_ms:.4g} ms on this run's"
     )
     if alternate:
         note += "; rps judged as concurrency / mean latency (alternating splits throughput evenly)"

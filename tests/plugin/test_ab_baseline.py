@@ -5,6 +5,7 @@ Real embedded servers, real tiny models."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -56,6 +57,10 @@ def test_ab_baseline_serves_the_recorded_deployment_beside_the_changed_one(
     ])
     verdicts = json.loads(report.read_text())["tests"][0]["verdicts"]
     assert next(v for v in verdicts if v["metric"] == "p50_ms")["paired"] is True
+    # The note names which side is which: the slower model's side is this run's.
+    sides = re.search(r"p50 ([\d.]+) ms on the baseline's side, ([\d.]+) ms on this run's",
+                      result.stdout.str())
+    assert sides is not None and float(sides[2]) > float(sides[1])
     # Alternating requests complete as many on each side; rps is judged from latency, so it regresses too.
     assert next(v for v in verdicts if v["metric"] == "rps")["verdict"] == "regression"
 
