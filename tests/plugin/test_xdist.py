@@ -23,9 +23,11 @@ from pathlib import Path
 def stamp(name, lock_path, work=lambda: time.sleep(1.0)):
     """Record when this call phase ran, and prove the perf lock is held meanwhile."""
     start = time.time()
-    with open(lock_path, "a+") as other:  # a second open file description conflicts with the holder's
+    # A second open file description conflicts with the holder's exclusive lock. The probe asks for
+    # a shared lock: two probes at the same instant (plain tests on two workers) never see each other.
+    with open(lock_path, "a+") as other:
         try:
-            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(other, fcntl.LOCK_SH | fcntl.LOCK_NB)
             held = False
             fcntl.flock(other, fcntl.LOCK_UN)
         except BlockingIOError:
