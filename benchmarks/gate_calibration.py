@@ -57,6 +57,7 @@ from pytest_tfserving.gate.alpha_budget import AlphaSpender, SessionAlpha, per_v
 from pytest_tfserving.gate.baselines import Baseline, summarize_run
 from pytest_tfserving.gate.judge import judge
 from pytest_tfserving.gate.relative import judge_against_reference, judge_relative
+from pytest_tfserving.gate.run_drift import PooledDrift, RunDriftPools
 from pytest_tfserving.gate.verdicts import (
     DEFAULT_INTERLEAVED_OFFSET,
     DEFAULT_PROCESS_OFFSET,
@@ -313,11 +314,11 @@ def _recorded_baseline(model: NoiseModel, rng: np.random.Generator, history: int
     return Baseline(nodeid="sim::test", measurement=runs[-1], fingerprint={}, created="", runs=summaries)
 
 
-def stored_test(model: NoiseModel, rng: np.random.Generator, *, history: int, tolerance: float,
-                effect: float, call_alpha: float, settings: Settings, sitting_base: float,
-                sitting_now: float, each_sitting: bool = False) -> TestOutcome:
-    """``perf.measure`` against a stored baseline (``PerfHandle.measure`` without a reference)."""
-    baseline = _recorded_baseline(model, rng, history, sitting_base, settings, each_sitting)
+def stored_test(model: NoiseModel, rng: np.random.Generator, *, baseline: Baseline,
+                pooled: dict[str, PooledDrift], tolerance: float, effect: float, call_alpha: float,
+                settings: Settings, sitting_now: float) -> TestOutcome:
+    """``perf.measure`` against a stored baseline (``PerfHandle.measure`` without a reference), with the
+    drift pooled over the session's baselines (``RunDriftPools``) as the plugin passes it."""
     level = sitting_now + float(rng.normal(0, model.process_sd)) + math.log1p(effect)
     stream = Stream(model.single, rng, level)
     spent = [0.0]
@@ -332,7 +333,7 @@ def stored_test(model: NoiseModel, rng: np.random.Generator, *, history: int, to
 
     def verdicts_of(sides: Sides) -> list[MetricVerdict]:
         return judge(baseline, sides[0], None, gate=settings.gate, tolerance=tolerance, alpha=look_alpha,
-                     run_drift=settings.run_drift)
+                     run_drift=settings.run_drift, pooled=pooled)
 
     (measured,), verdicts = measure_until_settled(alone, verdicts_of, limits, settings.warmup_s)
     return TestOutcome(tuple(v.verdict for v in verdicts), spent[0], len(measured.windows))
@@ -426,16 +427,38 @@ def rng_for(seed: int, *labels: object) -> np.random.Generator:
     return np.random.default_rng([seed, key])
 
 
-def one_test(model: NoiseModel, rng: np.random.Generator, mode: Mode, *, tolerance: float, effect: float,
-             test_alpha: float, settings: Settings, sittings: tuple[float, float],
-             each_sitting: bool) -> TestOutcome:
+def stored_pr(model: NoiseModel, rng: np.random.Generator, mode: Mode, *, tests: int, judged: int,
+              tolerance: float, effect: float, test_alpha: float, settings: Settings,
+              sittings: tuple[float, float], each_sitting: bool) -> list[TestOutcome]:
+    """A session against stored baselines: the ``tests`` baselines recorded (in the baseline's sitting,
+    or each run in its own with ``each_sitting``), their drift pooled as the plugin pools it, then the
+    first ``judged`` tests measured in this session's sitting."""
+    baselines = [_recorded_baseline(model, rng, mode.history, sittings[0], settings, each_sitting)
+                 for _ in range(tests)]
+    pools = RunDriftPools.from_baselines(baselines)
+    return [stored_test(model, rng, baseline=baseline, pooled=pools.for_baseline(baseline),
+                        tolerance=tolerance, effect=effect, call_alpha=AlphaSpender(test_alpha).next_call(),
+                        settings=settings, sitting_now=sittings[1])
+            for baseline in baselines[:judged]]
+
+
+def ab_test(model: NoiseModel, rng: np.random.Generator, mode: Mode, *, tolerance: float, effect: float,
+            test_alpha: float, settings: Settings) -> TestOutcome:
     call_alpha = AlphaSpender(test_alpha).next_call()  # one judged call per test
-    if mode.kind == "stored":
-        return stored_test(model, rng, history=mode.history, tolerance=tolerance, effect=effect,
-                           call_alpha=call_alpha, settings=settings, sitting_base=sittings[0],
-                           sitting_now=sittings[1], each_sitting=each_sitting)
     return paired_test(model, rng, concurrency=mode.concurrency, tolerance=tolerance, effect=effect,
                        call_alpha=call_alpha, settings=settings, replicas=mode.replicas)
+
+
+def session_tests(model: NoiseModel, rng: np.random.Generator, mode: Mode, *, tests: int, judged: int,
+                  tolerance: float, effect: float, test_alpha: float, settings: Settings,
+                  sittings: tuple[float, float], each_sitting: bool) -> list[TestOutcome]:
+    """The first ``judged`` of a session's ``tests`` perf tests (the sitting shared by all)."""
+    if mode.kind == "stored":
+        return stored_pr(model, rng, mode, tests=tests, judged=judged, tolerance=tolerance, effect=effect,
+                         test_alpha=test_alpha, settings=settings, sittings=sittings,
+                         each_sitting=each_sitting)
+    return [ab_test(model, rng, mode, tolerance=tolerance, effect=effect, test_alpha=test_alpha,
+                    settings=settings) for _ in range(judged)]
 
 
 @dataclass
@@ -471,28 +494,33 @@ def simulate_prs(model: NoiseModel, mode: Mode, *, tolerance: float, effect: flo
     tally = Tally()
     for _ in range(prs):
         sittings = (float(rng.normal(0, model.sitting_sd)), float(rng.normal(0, model.sitting_sd)))
-        failed = False
-        for _ in range(tests):
-            outcome = one_test(model, rng, mode, tolerance=tolerance, effect=effect, test_alpha=test_alpha,
-                               settings=settings, sittings=sittings, each_sitting=each_sitting)
+        outcomes = session_tests(model, rng, mode, tests=tests, judged=tests, tolerance=tolerance,
+                                 effect=effect, test_alpha=test_alpha, settings=settings, sittings=sittings,
+                                 each_sitting=each_sitting)
+        for outcome in outcomes:
             tally.add(outcome)
-            failed = failed or outcome.regression
         tally.prs += 1
-        tally.failed_prs += failed
+        tally.failed_prs += any(o.regression for o in outcomes)
     return tally
 
 
 def simulate_tests(model: NoiseModel, mode: Mode, *, tolerance: float, effect: float, trials: int,
                    tests: int, alpha: float, settings: Settings, seed: int,
                    each_sitting: bool = False) -> Tally:
-    """``trials`` independent tests, each judged with the alpha it gets in a PR of ``tests`` tests."""
+    """``trials`` tests, each judged with the alpha it gets in a PR of ``tests`` tests. A stored
+    baseline's test runs in sessions of ``tests`` (their baselines pool the drift), the last session
+    judging only as many as remain; an --ab-baseline test has nothing to share, one per session."""
     rng = rng_for(seed, mode.label, tolerance, effect, trials, tests, each_sitting, "tests")
     test_alpha = SessionAlpha(alpha, tests).per_test()
+    per_session = tests if mode.kind == "stored" else 1
     tally = Tally()
-    for _ in range(trials):
+    while tally.tests < trials:
         sittings = (float(rng.normal(0, model.sitting_sd)), float(rng.normal(0, model.sitting_sd)))
-        tally.add(one_test(model, rng, mode, tolerance=tolerance, effect=effect, test_alpha=test_alpha,
-                           settings=settings, sittings=sittings, each_sitting=each_sitting))
+        judged = min(per_session, trials - tally.tests)
+        for outcome in session_tests(model, rng, mode, tests=per_session, judged=judged, tolerance=tolerance,
+                                     effect=effect, test_alpha=test_alpha, settings=settings,
+                                     sittings=sittings, each_sitting=each_sitting):
+            tally.add(outcome)
     return tally
 
 

@@ -36,6 +36,7 @@ from pytest_tfserving.gate.gate_changes import GateChangesReport, file_of, sessi
 from pytest_tfserving.gate.gate_settings import GateChange, GateSettings, compare_gates, gate_settings_of
 from pytest_tfserving.gate.measured_servers import MeasuredServers
 from pytest_tfserving.gate.outcome import GatePolicy, gate_result
+from pytest_tfserving.gate.run_drift import RunDriftPools
 from pytest_tfserving.options import Settings
 from pytest_tfserving.perf.handle import PerfContext, PerfHandle, Recorded
 from pytest_tfserving.process import cleanup
@@ -75,6 +76,7 @@ class TfservingSession:
         self.reporter = PerfReporter(config, settings)
         self.reporter.shard = shard_of(config)
         self.baselines = BaselineLookup(settings.baselines_dir, settings.baseline_ref, Path(config.rootpath))
+        self._drift_pools: RunDriftPools | None = None
         self._choice: tuple[Backend, str] | None = None
         self._pool: ServerPool | None = None
         self._redis: RedisService | None = None
@@ -161,12 +163,20 @@ class TfservingSession:
             gpu_indices=_gpu_indices(self.settings.tfserving_gpus),
             alpha=self.alpha.per_test(),
             progress=progress_for(self.config, item.nodeid),
+            pooled_drift=lambda baseline: self.drift_pools().for_baseline(baseline),
         )
         handle = PerfHandle(context)
         item.stash[HANDLE_KEY] = handle
         return handle
 
     # -- the gate --------------------------------------------------------------------------------
+    def drift_pools(self) -> RunDriftPools:
+        """The runner's drift pooled over every baseline judged against (the ref's under
+        --baseline-ref), read once, at the session's first judged measurement."""
+        if self._drift_pools is None:
+            self._drift_pools = RunDriftPools.from_baselines(self.baselines.all_baselines())
+        return self._drift_pools
+
     @contextlib.contextmanager
     def exclusive_perf_lock(self) -> Iterator[None]:
         """One perf test at a time on this machine (pytest-xdist workers included): an flock."""

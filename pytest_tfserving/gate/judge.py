@@ -24,6 +24,7 @@ from pytest_tfserving.gate.ceilings import DEFAULT_GATE, DEFAULT_TOLERANCE
 from pytest_tfserving.gate.evidence import Evidence, settle, welch_df
 from pytest_tfserving.gate.fingerprint import hardware_key
 from pytest_tfserving.gate.relative import judge_against_reference, judge_paired, judge_relative
+from pytest_tfserving.gate.run_drift import PooledDrift, drifts_more_than_pool
 from pytest_tfserving.gate.verdicts import (
     DEFAULT_ALPHA,
     DEFAULT_MIN_RUNS,
@@ -79,39 +80,63 @@ def _standard_error(logs: np.ndarray) -> float:
     return MEDIAN_EFFICIENCY * float(logs.std(ddof=1) / math.sqrt(logs.size)) if logs.size > 1 else 0.0
 
 
+def _drift_estimate(
+    logs: np.ndarray, pooled: PooledDrift | None, floor: float
+) -> tuple[float, float, str]:
+    """The drift between sessions as estimated from the recorded runs (``logs``, at least two): the
+    pool of this runner's histories, unless this test's own runs drift significantly more than the
+    pool and more than the floor (below the floor, the floor stands for both), then its own spread.
+    Returns (sd, degrees of freedom, what it is)."""
+    own_sd, own_df = float(logs.std(ddof=1)), int(logs.size) - 1
+    own = (own_sd, float(own_df), f"the spread of {logs.size} recorded runs")
+    if pooled is None or pooled.df <= own_df:
+        return own
+    if own_sd > floor and drifts_more_than_pool(own_sd, own_df, pooled):
+        return own
+    return pooled.sd, float(pooled.df), pooled.describe()
+
+
 def stored_evidence(
-    base: np.ndarray, cur: np.ndarray, runs: np.ndarray, *, min_runs: int, run_drift: float
+    base: np.ndarray,
+    cur: np.ndarray,
+    runs: np.ndarray,
+    *,
+    min_runs: int,
+    run_drift: float,
+    pooled: PooledDrift | None = None,
 ) -> tuple[Evidence, float, int, str, bool]:
     """How far the current run's median lies from what the baseline's runs predict for one more run.
 
     On log values. The baseline's centre is the mean of its recorded run medians (``runs``, one per
     session), or with a single run its window median. A new run differs from it by the drift between
-    sessions, ``s``: the runs' own spread when at least ``min_runs`` are recorded and it exceeds the
-    floor ``log(1 + run_drift)`` (Student-t on ``n - 1`` degrees of freedom), else the floor, taken as
-    known (normal). The standard error is ``sqrt(s^2 (1 + 1/n) + se_current^2 [+ se_baseline^2 for
-    one run])``. Returns (evidence, baseline centre, runs used, what the noise is, whether more
-    current windows would narrow it).
+    sessions, ``s``. With at least ``min_runs`` runs recorded, ``s`` is estimated: from this runner's
+    pooled histories (``pooled``, see ``gate.run_drift``) or the runs' own spread, and never below
+    the floor ``log(1 + run_drift)``; either way Student-t on the estimate's degrees of freedom, since
+    runs that agree by chance do not show the drift is small. With fewer runs ``s`` is the floor,
+    taken as known (normal): such a baseline makes no claim (``judge_metric``). The standard error is
+    ``sqrt(s^2 (1 + 1/n) + se_current^2 [+ se_baseline^2 for one run])``. Returns (evidence, baseline
+    centre, runs used, what the noise is, whether more current windows would narrow it).
     """
     cur_logs = np.log(cur)
     n_runs = int(runs.size) if history_decides(int(runs.size), min_runs) else 1
     floor = math.log1p(run_drift)
     se_current = _standard_error(cur_logs)
+    floor_text = (f"a run-to-run drift of {run_drift:.0%} (--perf-run-drift)" if run_drift > 0
+                  else "the windows' own noise (--perf-run-drift 0)")
     if n_runs > 1:
         logs = np.log(runs)
         centre = float(logs.mean())
-        spread = float(logs.std(ddof=1))
         se_baseline = 0.0
+        estimated, df, source = _drift_estimate(logs, pooled, floor)
+        if estimated > floor:
+            between, noise = estimated, source
+        else:
+            between = floor
+            noise = f"{floor_text}, on the {df:.0f} degrees of freedom of {source}"
     else:
         centre = float(math.log(float(np.median(base))))
-        spread = 0.0
         se_baseline = _standard_error(np.log(base))
-    if spread > floor:
-        between, df = spread, float(n_runs - 1)
-        noise = f"the spread of {n_runs} recorded runs"
-    else:
-        between, df = floor, math.inf
-        noise = (f"a run-to-run drift of {run_drift:.0%} (--perf-run-drift)" if run_drift > 0
-                 else "the windows' own noise (--perf-run-drift 0)")
+        between, df, noise = floor, math.inf, floor_text
         if run_drift == 0:
             df = welch_df(0.0, math.hypot(se_current, se_baseline), int(min(cur.size, max(base.size, 2))))
     drift_part = between * between * (1 + 1 / n_runs)
@@ -135,12 +160,14 @@ def judge_metric(
     baseline_runs: Sequence[float] = (),
     min_runs: int = DEFAULT_MIN_RUNS,
     run_drift: float = DEFAULT_RUN_DRIFT,
+    pooled: PooledDrift | None = None,
 ) -> MetricVerdict:
     """Judge one metric from per-window values of the baseline and the current run.
 
     ``baseline_runs``: one value per recorded baseline run (each the median of that run's windows,
     each from its own session). ``run_drift``: the drift between sessions assumed at least (relative
-    standard deviation). ``alpha``: the level of this one verdict at this one look (the caller
+    standard deviation). ``pooled``: this runner's drift pooled over its baselines' histories
+    (``gate.run_drift``). ``alpha``: the level of this one verdict at this one look (the caller
     spends --perf-alpha over tests, metrics and looks: ``gate.alpha_budget``). The rule is
     ``stored_evidence`` then ``evidence.settle``.
     """
@@ -174,7 +201,7 @@ def judge_metric(
         return replace(measured, reason=f"the baseline has fewer than {min_windows} windows; "
                                         "record the baseline again with more windows")
     evidence, centre, n_runs, noise, more = stored_evidence(
-        base, cur, runs, min_runs=min_runs, run_drift=run_drift
+        base, cur, runs, min_runs=min_runs, run_drift=run_drift, pooled=pooled
     )
     judged = replace(measured, baseline=centre, change=math.expm1(evidence.estimate), baseline_runs=n_runs)
     settled = settle(judged, evidence, alpha, noise=noise, more_windows_help=more)
@@ -204,8 +231,10 @@ def judge(
     min_windows: int = DEFAULT_MIN_WINDOWS,
     min_runs: int = DEFAULT_MIN_RUNS,
     run_drift: float = DEFAULT_RUN_DRIFT,
+    pooled: Mapping[str, PooledDrift] | None = None,
 ) -> list[MetricVerdict]:
-    """One verdict per gated metric; a different ``hardware_key`` gives ``incomparable`` for all."""
+    """One verdict per gated metric; a different ``hardware_key`` gives ``incomparable`` for all.
+    ``pooled``: by metric, the drift pooled over this runner's baselines (``RunDriftPools``)."""
     hw_base = hardware_key(baseline.fingerprint) if baseline.fingerprint else "unknown hardware"
     hw_cur = hardware_key(current_fingerprint) if current_fingerprint else hw_base
     if not baseline.fingerprint:
@@ -224,6 +253,7 @@ def judge(
             baseline_runs=baseline.run_values(metric),
             min_runs=min_runs,
             run_drift=run_drift,
+            pooled=(pooled or {}).get(metric),
         )
         for metric in gate
     ]

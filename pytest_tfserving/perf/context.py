@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pytest_tfserving.gate.baselines import Baseline
 from pytest_tfserving.gate.ceilings import PerfChecks
+from pytest_tfserving.gate.run_drift import PooledDrift
 from pytest_tfserving.gate.verdicts import MetricVerdict
 from pytest_tfserving.load.results import Measurement
 from pytest_tfserving.options import Settings
@@ -55,3 +56,6 @@ class PerfContext:
     reference: Callable[[Baseline | None, Server, int], tuple[BesideServers | None, str | None]] = (
         lambda baseline, server, replicas: (None, None)
     )
+    # The run-to-run drift pooled over the session's baselines on a baseline's hardware, by metric
+    # (``gate.run_drift``); empty: each baseline's history alone.
+    pooled_drift: Callable[[Baseline], Mapping[str, PooledDrift]] = lambda baseline: {}

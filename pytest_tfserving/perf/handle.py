@@ -413,6 +413,7 @@ class PerfHandle:
             tolerances=checks.tolerances,
             alpha=alpha,
             run_drift=self._context.settings.perf_run_drift,
+            pooled=self._context.pooled_drift(baseline),
         )
 
 

@@ -273,3 +273,21 @@ def test_measurements_at_ref_lists_every_committed_baseline(
     assert BaselineLookup(repo / "elsewhere", "main", repo).measurements_at_ref() == ()
     with pytest.raises(BaselineError, match="git ref 'nope'"):
         BaselineLookup(repo / "baselines", "nope", repo).measurements_at_ref()
+
+
+def test_all_baselines_reads_the_tree_or_the_ref_and_skips_unreadable_files(
+    repo: Path, make_measurement: MakeMeasurement, fingerprint: dict[str, Any]
+) -> None:
+    """What the drift pool reads: every readable baseline, the ref's under --baseline-ref."""
+    for mid in ("t.py::test_a", "t.py::test_b"):
+        write_baseline(baseline_path(repo / "baselines", mid), mid, make_measurement([2.0] * 5), fingerprint)
+    (repo / "baselines" / "broken.json").write_text("{not json")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "baselines")
+    write_baseline(baseline_path(repo / "baselines", "t.py::test_new"), "t.py::test_new",
+                   make_measurement([2.0] * 5), fingerprint)  # the PR's, uncommitted
+    tree = BaselineLookup(repo / "baselines", None, repo).all_baselines()
+    assert sorted(b.nodeid for b in tree) == ["t.py::test_a", "t.py::test_b", "t.py::test_new"]
+    at_ref = BaselineLookup(repo / "baselines", "main", repo).all_baselines()
+    assert sorted(b.nodeid for b in at_ref) == ["t.py::test_a", "t.py::test_b"]
+    assert BaselineLookup(repo / "nowhere", None, repo).all_baselines() == []

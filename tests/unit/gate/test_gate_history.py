@@ -22,6 +22,7 @@ from pytest_tfserving.gate.baselines import (
     write_baseline,
 )
 from pytest_tfserving.gate.judge import judge, judge_metric
+from pytest_tfserving.gate.run_drift import PooledDrift
 from pytest_tfserving.gate.verdicts import DEFAULT_MIN_RUNS, MetricVerdict
 from tests.unit.gate.gate_factories import FINGERPRINT, MakeMeasurement, build_measurement, lognormal_p50s
 
@@ -144,16 +145,28 @@ def test_drift_between_runs_fools_the_window_test_but_not_the_run_test() -> None
 def test_a_regression_beyond_the_drift_is_caught_with_a_message_naming_the_runs() -> None:
     history = run_medians(range(5), run_cv=0.03)
     current = drifting_run(99, run_cv=0.03, shift=0.40)
-    v = judge_metric("p50_ms", drifting_run(4, run_cv=0.03), current, baseline_runs=history)
+    pool = PooledDrift(sd=0.03, df=40, histories=10)
+    alone = judge_metric("p50_ms", drifting_run(4, run_cv=0.03), current, baseline_runs=history)
+    # Five runs alone: five runs that agree by chance do not show a small drift (t on 4 degrees of
+    # freedom), so +38 % is not beyond doubt at alpha 1 %.
+    assert alone.verdict == "inconclusive", alone.message()
+    assert "on the 4 degrees of freedom of the spread of 5 recorded runs" in alone.message()
+    v = judge_metric("p50_ms", drifting_run(4, run_cv=0.03), current, baseline_runs=history, pooled=pool)
     assert v.verdict == "regression", v.message()
     assert v.baseline_runs == 5
     assert v.ci_low is not None and v.ci_low > 0  # the prediction interval excludes no change
     text = v.message()
     assert "geometric mean of 5 recorded runs" in text
-    assert "beyond a run-to-run drift of 6% (--perf-run-drift)" in text  # 5 runs agree closer than that
-    spread = judge_metric("p50_ms", drifting_run(4, run_cv=0.03), current, baseline_runs=history,
-                          run_drift=0.0)
-    assert spread.verdict == "regression" and "beyond the spread of 5 recorded runs" in spread.message()
+    # 5 runs agree closer than the floor; how sure that the drift is no larger comes from the pool.
+    assert "beyond a run-to-run drift of 6% (--perf-run-drift), on the 40 degrees of freedom of the " \
+           "run-to-run drift pooled over 10 baseline histories on this runner" in text
+    pooled = judge_metric("p50_ms", drifting_run(4, run_cv=0.03), current, baseline_runs=history,
+                          run_drift=0.0, pooled=pool)
+    assert pooled.verdict == "regression" and "beyond the run-to-run drift pooled over 10" in pooled.message()
+    # Runs that drift more than the pool (F test) and more than the floor are judged on their own.
+    own = judge_metric("p50_ms", drifting_run(4, run_cv=0.03), current, baseline_runs=history,
+                       run_drift=0.0, pooled=PooledDrift(sd=0.005, df=40, histories=10))
+    assert "beyond the spread of 5 recorded runs" in own.message()
 
 
 def test_within_the_drift_is_inconclusive_and_more_windows_do_not_help() -> None:
