@@ -32,7 +32,8 @@ def set_history(path: Path, factors: tuple[float, ...]) -> None:
     data = json.loads(path.read_text())
     (run,) = data["runs"]
     data["runs"] = [
-        {"created": f"2026-12-0{i + 1}T10:00:00+00:00", "values": {k: v * f for k, v in run["values"].items()}}
+        {"created": f"2026-12-0{i + 1}T10:00:00+00:00",
+         "values": {k: v * f for k, v in run["values"].items()}}
         for i, f in enumerate(factors)
     ]
     path.write_text(json.dumps(data, indent=1) + "\n")

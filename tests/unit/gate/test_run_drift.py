@@ -98,7 +98,8 @@ def test_a_pool_wider_than_the_floor_is_the_drift_and_a_pool_no_wider_than_the_r
 def test_runs_drifting_more_than_the_pool_and_the_floor_are_judged_on_their_own() -> None:
     base, cur = lognormal_p50s(0, cv=0.01), lognormal_p50s(1, cv=0.01, shift=0.3)
     wild = [2.0, 2.5, 1.6, 2.3, 1.8]
-    v = judge_metric("p50_ms", base, cur, baseline_runs=wild, pooled=PooledDrift(sd=0.02, df=60, histories=15))
+    pool = PooledDrift(sd=0.02, df=60, histories=15)
+    v = judge_metric("p50_ms", base, cur, baseline_runs=wild, pooled=pool)
     assert "within the spread of 5 recorded runs" in v.message()
 
 
