@@ -251,8 +251,9 @@ OPTIONS: tuple[Option, ...] = (
         DEFAULT_RUN_DRIFT,
         _fraction,
         "run-to-run drift between sessions that the judge assumes at least when testing against a "
-        "baseline's recorded runs, as a relative standard deviation; raise it on runners whose speed "
-        "drifts more, 0 trusts the recorded runs' own spread (default: 0.06)",
+        "baseline's recorded runs (as a relative standard deviation; the drift itself is estimated "
+        "from the runs of every baseline on this runner); raise it on runners whose speed drifts "
+        "more between days, 0 trusts the recorded runs alone (default: 0.06)",
     ),
     Option(
         "--baselines-dir",
