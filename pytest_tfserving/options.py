@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_tfserving.gate.judge import DEFAULT_RUN_DRIFT
+from pytest_tfserving.gate.verdicts import DEFAULT_SPEED_MISMATCH
 
 BACKENDS = ("auto", "docker", "binary", "embedded", "external")
 REDIS_BACKENDS = ("auto", "local", "docker", "external")
@@ -323,6 +324,16 @@ OPTIONS: tuple[Option, ...] = (
         "(default: fail)",
     ),
     Option(
+        "--perf-speed-mismatch",
+        "perf_speed_mismatch",
+        DEFAULT_SPEED_MISMATCH,
+        _number(float, lambda x: x > 1, "a speed ratio above 1, e.g. 1.4"),
+        "a stored baseline whose one-second speed probe ran this many times faster or slower than this "
+        "runner's is not comparable (a contended or throttled host with the same hardware key) and is "
+        "handled as --perf-hardware-mismatch says; raise it to judge across larger speed changes "
+        f"(default: {DEFAULT_SPEED_MISMATCH})",
+    ),
+    Option(
         "--perf-alpha",
         "perf_alpha",
         0.01,
@@ -416,6 +427,7 @@ class Settings:
     ab_replicas: int
     deployment_store: Path
     perf_hardware_mismatch: str
+    perf_speed_mismatch: float
     perf_alpha: float
     perf_inconclusive: str
     allow_gate_changes: bool

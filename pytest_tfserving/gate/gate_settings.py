@@ -29,7 +29,9 @@ Looser = Literal["higher", "lower"]
 #   chance more often (and passes there), with fewer in all it ends inconclusive more often;
 # - ab_replicas lower: under --ab-baseline fewer server processes per side average the offset
 #   between two processes of one deployment less, so the judge allows for a larger one and a real
-#   change ends inconclusive more often.
+#   change ends inconclusive more often;
+# - perf_speed_mismatch higher: a baseline recorded while the runner ran at another speed is judged
+#   instead of failing as incomparable, and that speed change reads as the PR's.
 NUMERIC_SETTINGS: Mapping[str, Looser] = {
     "perf_alpha": "lower",
     "perf_run_drift": "higher",
@@ -37,6 +39,7 @@ NUMERIC_SETTINGS: Mapping[str, Looser] = {
     "perf_max_windows": "lower",
     "perf_window": "lower",
     "ab_replicas": "lower",
+    "perf_speed_mismatch": "higher",
 }
 # Choices, strictest first.
 CHOICE_SETTINGS: Mapping[str, tuple[str, ...]] = {

@@ -22,7 +22,7 @@ import numpy as np
 
 from pytest_tfserving.gate.ceilings import DEFAULT_GATE, DEFAULT_TOLERANCE
 from pytest_tfserving.gate.evidence import Evidence, settle, welch_df
-from pytest_tfserving.gate.fingerprint import hardware_key
+from pytest_tfserving.gate.fingerprint import hardware_key, speed_mismatch_reason
 from pytest_tfserving.gate.relative import judge_against_reference, judge_paired, judge_relative
 from pytest_tfserving.gate.run_drift import PooledDrift, drifts_more_than_pool
 from pytest_tfserving.gate.verdicts import (
@@ -31,6 +31,7 @@ from pytest_tfserving.gate.verdicts import (
     DEFAULT_MIN_WINDOWS,
     DEFAULT_PAIRED_METHOD,
     DEFAULT_RUN_DRIFT,
+    DEFAULT_SPEED_MISMATCH,
     MetricVerdict,
     PairedMethod,
     RelativeOutcome,
@@ -232,15 +233,18 @@ def judge(
     min_runs: int = DEFAULT_MIN_RUNS,
     run_drift: float = DEFAULT_RUN_DRIFT,
     pooled: Mapping[str, PooledDrift] | None = None,
+    speed_mismatch: float = DEFAULT_SPEED_MISMATCH,
 ) -> list[MetricVerdict]:
-    """One verdict per gated metric; a different ``hardware_key`` gives ``incomparable`` for all.
-    ``pooled``: by metric, the drift pooled over this runner's baselines (``RunDriftPools``)."""
+    """One verdict per gated metric; a different ``hardware_key`` gives ``incomparable`` for all, and
+    so does a speed probe more than ``speed_mismatch`` times faster or slower than the recording
+    one's (the values still shown). ``pooled``: by metric, the drift pooled over this runner's
+    baselines (``RunDriftPools``)."""
     hw_base = hardware_key(baseline.fingerprint) if baseline.fingerprint else "unknown hardware"
     hw_cur = hardware_key(current_fingerprint) if current_fingerprint else hw_base
     if not baseline.fingerprint:
         hw_base = hw_cur
     tolerances = tolerances or {}
-    return [
+    verdicts = [
         judge_metric(
             metric,
             baseline.measurement.window_values(metric),
@@ -257,3 +261,10 @@ def judge(
         )
         for metric in gate
     ]
+    slower_or_faster = (speed_mismatch_reason(baseline.fingerprint, current_fingerprint, speed_mismatch)
+                        if hw_base == hw_cur and current_fingerprint else "")
+    if not slower_or_faster:
+        return verdicts
+    return [v if v.verdict == "incomparable" else
+            replace(v, verdict="incomparable", reason=slower_or_faster, more_windows_help=False)
+            for v in verdicts]

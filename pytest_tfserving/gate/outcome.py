@@ -119,7 +119,8 @@ def finding(
     if kind == "incomparable":
         reason = incomparable_reason(baseline_fingerprint or {}, fingerprint or {})
         diffs = compare_fingerprints(baseline_fingerprint or {}, fingerprint or {})
-        line = "baseline not comparable, not judged: " + (reason or "; ".join(diffs[:4]))
+        # The same hardware key at another speed: the verdict's own reason says so.
+        line = "baseline not comparable, not judged: " + (reason or verdict.reason or "; ".join(diffs[:4]))
     elif kind in ("pass", "improvement") or (kind == "regression" and not fails):
         line = None
     return Finding(verdict, fails, shown, message, line)
@@ -160,6 +161,8 @@ def decide(
     )
     loosened = () if policy.allow_gate_changes else tuple(c for c in gate_changes if c.looser)
     speed = speed_note(baseline_fingerprint or {}, fingerprint or {}) if findings else None
+    if speed and any(speed.split(";")[0] in (f.gate_line or "") for f in findings):
+        speed = None  # already the reason the baseline is not comparable
     lines = (
         *notes,
         *(f"ceiling broken: {f.message()}" for f in ceiling_failures),

@@ -35,6 +35,9 @@ def history_decides(recorded_runs: int, min_runs: int = DEFAULT_MIN_RUNS) -> boo
 # smallest whole percent under which none of those runs is significant against 3 to 5 recorded runs
 # (docs/GATE.md).
 DEFAULT_RUN_DRIFT = 0.06
+# A stored baseline whose speed probe differs from this run's by more than this factor, either way,
+# is incomparable (fingerprint.speed_mismatch_reason).
+DEFAULT_SPEED_MISMATCH = 1.4
 PairedMethod = Literal["signed_rank", "student_t"]
 DEFAULT_PAIRED_METHOD: PairedMethod = "signed_rank"  # chosen by benchmarks/gate_quality.py analyze-ab
 # Two server processes of one deployment differ by a persistent offset that pairing cannot remove

@@ -414,6 +414,7 @@ class PerfHandle:
             alpha=alpha,
             run_drift=self._context.settings.perf_run_drift,
             pooled=self._context.pooled_drift(baseline),
+            speed_mismatch=self._context.settings.perf_speed_mismatch,
         )
 
 

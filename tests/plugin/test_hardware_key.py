@@ -107,3 +107,39 @@ def test_baseline_recorded_before_the_key_held_the_cpu_features(perf_project: py
         "this runner with `make baselines`"
     ), reason
     assert f"not comparable, not judged: {reason}" in result.stdout.str()
+
+
+def test_same_hardware_at_another_speed_fails_as_incomparable(perf_project: pytest.Pytester) -> None:
+    """Measured here: the same hardware key, the speed probe 2x slower than the morning's recording,
+    the unchanged fp32 ResNet50 +52-65 % in p50 - judged, a false regression. Beyond
+    --perf-speed-mismatch the baseline is not comparable, and fails as such with the fix named."""
+    report = perf_project.path / "report.json"
+    perf_project.makepyfile(test_perf=PERF_TEST)
+    run(perf_project, "--update-baselines", f"--perf-report-json={report}").assert_outcomes(passed=1)
+    path = perf_project.path / "baselines" / "test_perf__test_latency.json"
+    data = json.loads(path.read_text())
+    here = data["fingerprint"]["speed_probe"]["seconds"]
+    data["fingerprint"]["speed_probe"]["seconds"] = here / 2  # the recording runner did it in half
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+    result = run(perf_project, f"--perf-report-json={report}", "--perf-speed-mismatch=1.4")
+    result.assert_outcomes(failed=1)
+    record = json.loads(report.read_text())["tests"][0]
+    assert {v["verdict"] for v in record["verdicts"]} == {"incomparable"}, record["verdicts"]
+    assert all(v["change"] is not None for v in record["verdicts"])  # the numbers are still shown
+    text = result.stdout.str()
+    assert "baseline not comparable, not judged: this runner measured 2x slower than the recording one " \
+           "(speed probe" in text, text
+    assert "beyond --perf-speed-mismatch 1.4x: the same hardware at another speed - record on this " \
+           "runner with `make baselines`" in text
+    assert text.count("this runner measured 2x slower") == 1  # the speed note is not repeated
+
+    # Within the limit it is judged, the probe shown as a note; --perf-hardware-mismatch=warn only warns.
+    within = run(perf_project, f"--perf-report-json={report}", "--perf-speed-mismatch=2.5")
+    within.assert_outcomes(passed=1)
+    verdicts = json.loads(report.read_text())["tests"][0]["verdicts"]
+    assert "incomparable" not in {v["verdict"] for v in verdicts}
+    within.stdout.fnmatch_lines(["*this runner measured 2x slower than the recording one*"])
+    warned = run(perf_project, "--perf-speed-mismatch=1.4", "--perf-hardware-mismatch=warn")
+    warned.assert_outcomes(passed=1)
+    warned.stdout.fnmatch_lines(["*incomparable*"])

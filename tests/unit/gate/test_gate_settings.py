@@ -38,6 +38,7 @@ SETTINGS = {
     "perf_inconclusive": "warn",
     "perf_tolerance": 0.1,
     "ab_replicas": 3,
+    "perf_speed_mismatch": 1.4,
 }
 REF = GateSettings(
     metrics=("p50_ms", "rps"),
@@ -111,6 +112,8 @@ def test_marker_changes(change: dict[str, Any], expected: list[str]) -> None:
         ("perf_window", 2.0, False),
         ("ab_replicas", 1, True),  # the process offset is averaged over fewer processes
         ("ab_replicas", 4, False),
+        ("perf_speed_mismatch", 3.0, True),  # a baseline from a runner at another speed is judged
+        ("perf_speed_mismatch", 1.2, False),
         ("perf_hardware_mismatch", "warn", True),
         ("perf_inconclusive", "fail", False),
         ("perf_inconclusive", "something-new", True),  # unknown counts as loosest

@@ -123,3 +123,34 @@ def test_the_probe_is_shared_between_processes_for_a_while(tmp_path: Path) -> No
     remeasured = machine_speed(shared, clock=lambda: 1000.0 + SHARED_FOR_S + 1)
     assert remeasured["seconds"] != 123.0 and 0 < remeasured["seconds"] < 10
     assert json.loads(shared.read_text())["probe"] == remeasured
+
+
+def test_speed_mismatch_makes_a_same_key_baseline_incomparable_with_the_fix_named() -> None:
+    """The stored judge: a baseline whose probe ran beyond --perf-speed-mismatch faster or slower is
+    incomparable, whatever its numbers say; within it, judged as before."""
+    from pytest_tfserving.gate.baselines import Baseline
+    from pytest_tfserving.gate.fingerprint import speed_mismatch_reason
+    from pytest_tfserving.gate.judge import judge
+    from tests.unit.gate.gate_factories import FINGERPRINT, build_measurement
+
+    recorded, now = {**FINGERPRINT, **fp(0.162)}, {**FINGERPRINT, **fp(0.325)}
+    reason = speed_mismatch_reason(recorded, now, 1.4)
+    assert reason.startswith("this runner measured 2x slower than the recording one (speed probe 0.325 s "
+                             "vs 0.162 s), beyond --perf-speed-mismatch 1.4x: the same hardware at another "
+                             "speed - record on this runner with `make baselines`"), reason
+    assert "--ab-baseline" in reason and reason.endswith("--perf-hardware-mismatch=warn only warns")
+    assert speed_mismatch_reason(now, recorded, 1.4).startswith("this runner measured 2x faster")
+    assert speed_mismatch_reason(recorded, now, 2.5) == ""  # 2x is within 2.5x
+    assert speed_mismatch_reason(recorded, {**FINGERPRINT, **fp(0.22)}, 1.4) == ""  # 1.36x
+    assert speed_mismatch_reason(recorded, dict(FINGERPRINT), 1.4) == ""  # no probe: nothing to say
+
+    baseline = Baseline("t.py::test", build_measurement([82.0] * 8), recorded, "t")
+    slower = build_measurement([136.0] * 8)
+    verdicts = judge(baseline, slower, now, min_runs=1)
+    assert {v.verdict for v in verdicts} == {"incomparable"}
+    assert all(v.reason == reason and v.change is not None for v in verdicts)
+    judged = judge(baseline, slower, now, min_runs=1, speed_mismatch=2.5)
+    assert "incomparable" not in {v.verdict for v in judged}
+    # Another hardware key stays the hardware key's incomparable, not the speed's.
+    elsewhere = judge(baseline, slower, {**now, "cpu_model": "Other CPU"}, min_runs=1)
+    assert all(v.verdict == "incomparable" and "speed" not in v.reason for v in elsewhere)
