@@ -314,7 +314,7 @@ class Reach:
         if self.not_estimated:
             tail.append(f"{_plural(self.not_estimated, 'verdict')} could not be estimated")
         if self.not_compared:
-            tail.append(f"{self.not_compared} not compared (baseline from other hardware)")
+            tail.append(f"{self.not_compared} not compared (baseline from other hardware or speed)")
         if self.worst is None:
             head = "what this run could detect could not be estimated"
             if self.not_estimated == self.verdicts:
@@ -386,7 +386,7 @@ def summary_line(records: Iterable[TestRecord]) -> str:
             text += (f" ({_worst_inconclusive(members)}; not failed: "
                      "--perf-inconclusive=fail makes them fail)")
         elif status == "incomparable":
-            text += " (baseline from other hardware; not failed under --perf-hardware-mismatch=warn)"
+            text += " (baseline from other hardware or speed; not failed under --perf-hardware-mismatch=warn)"
         elif status == "new":
             text += " (no baseline)"
         parts.append(text)

@@ -102,7 +102,7 @@ def test_the_header_when_nothing_could_be_estimated_or_compared() -> None:
     other = [judged(TEST_A, metric("pass", detectable=0.05),
                     metric("incomparable", metric="rps", detectable=None, hardware_baseline="cpu=B"))]
     assert reach(other).line() == (f"this run could detect changes of at least 5% (p50_ms of {TEST_A}); "
-                                   "1 not compared (baseline from other hardware)")
+                                   "1 not compared (baseline from other hardware or speed)")
     assert reach([TestRecord(TEST_A, MEASUREMENT)]).line().startswith("no verdicts")
 
 
