@@ -118,3 +118,23 @@ def test_a_history_far_wider_than_the_rest_is_set_aside_from_the_pool() -> None:
     same = [list(np.exp(rng.normal(0, 0.05, 5))) for _ in range(10)]
     kept = pool_histories(same)
     assert kept is not None and (kept.histories, kept.set_aside) == (10, 0)
+
+
+def test_the_widest_history_is_the_one_with_the_largest_variance_not_the_most_squares() -> None:
+    """A long history of modest spread has more squares than a short wild one; the wild one goes."""
+    rng = np.random.default_rng(7)
+    steady = [list(np.exp(rng.normal(0, 0.03, 5))) for _ in range(8)]
+    long_modest = list(np.exp(rng.normal(0, 0.05, 30)))
+    short_wild = [1.0, 1.3]  # fewer squares than the long one, ten times its variance
+    pooled = pool_histories([*steady, long_modest, short_wild])
+    assert pooled is not None and pooled.set_aside >= 1 and pooled.df >= 32 + 29, pooled
+    assert "set aside" not in PooledDrift(sd=0.05, df=40, histories=10).describe()
+
+
+def test_f_test_edges() -> None:
+    flat = PooledDrift(sd=0.0, df=40, histories=10)
+    assert not drifts_more_than_pool(0.0, 4, flat)  # both flat: nothing drifts more
+    assert drifts_more_than_pool(0.01, 4, flat)
+    one_run = PooledDrift(sd=0.05, df=40, histories=10)
+    assert drifts_more_than_pool(0.5, 0, one_run) and not drifts_more_than_pool(0.0, 0, one_run)
+    assert not drifts_more_than_pool(0.05, 1, one_run)  # one degree of freedom still gets the F test
