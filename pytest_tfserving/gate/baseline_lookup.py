@@ -6,6 +6,7 @@ say how the two copies differ. No pytest imports.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 from dataclasses import dataclass
@@ -80,21 +81,16 @@ class BaselineLookup:
         """Every readable baseline the session judges against (the ref's under --baseline-ref, else the
         working tree's), for pooling the runner's drift (``gate.run_drift``). A file that does not
         parse is left out here; its own test meets the error with the fix."""
-        texts: list[tuple[bytes, str]] = []
+        found: list[Baseline] = []
         if self.ref is None:
             for path in sorted(self.baselines_dir.glob("*.json")):
-                try:
-                    texts.append((path.read_bytes(), str(path)))
-                except OSError:
-                    continue
-        else:
-            texts = [(text, f"{self.ref}:{self.baselines_dir}") for text in self._texts_at_ref()]
-        found: list[Baseline] = []
-        for text, source in texts:
-            try:
-                found.append(parse_baseline(text.decode("utf-8"), source))
-            except (BaselineError, UnicodeDecodeError):
-                continue
+                with contextlib.suppress(BaselineError, UnicodeDecodeError):
+                    if (baseline := load_baseline(path)) is not None:
+                        found.append(baseline)
+            return found
+        for text in self._texts_at_ref():
+            with contextlib.suppress(BaselineError, UnicodeDecodeError):
+                found.append(parse_baseline(text.decode("utf-8"), f"{self.ref}:{self.baselines_dir}"))
         return found
 
     def _texts_at_ref(self) -> list[bytes]:

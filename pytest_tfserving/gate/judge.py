@@ -24,7 +24,7 @@ from pytest_tfserving.gate.ceilings import DEFAULT_GATE, DEFAULT_TOLERANCE
 from pytest_tfserving.gate.evidence import Evidence, settle, welch_df
 from pytest_tfserving.gate.fingerprint import hardware_key, speed_mismatch_reason
 from pytest_tfserving.gate.relative import judge_against_reference, judge_paired, judge_relative
-from pytest_tfserving.gate.run_drift import PooledDrift, drifts_more_than_pool
+from pytest_tfserving.gate.run_drift import PooledDrift, baseline_hardware, drifts_more_than_pool
 from pytest_tfserving.gate.verdicts import (
     DEFAULT_ALPHA,
     DEFAULT_MIN_RUNS,
@@ -239,7 +239,7 @@ def judge(
     so does a speed probe more than ``speed_mismatch`` times faster or slower than the recording
     one's (the values still shown). ``pooled``: by metric, the drift pooled over this runner's
     baselines (``RunDriftPools``)."""
-    hw_base = hardware_key(baseline.fingerprint) if baseline.fingerprint else "unknown hardware"
+    hw_base = baseline_hardware(baseline)
     hw_cur = hardware_key(current_fingerprint) if current_fingerprint else hw_base
     if not baseline.fingerprint:
         hw_base = hw_cur
@@ -261,8 +261,8 @@ def judge(
         )
         for metric in gate
     ]
-    slower_or_faster = (speed_mismatch_reason(baseline.fingerprint, current_fingerprint, speed_mismatch)
-                        if hw_base == hw_cur and current_fingerprint else "")
+    # Verdicts already incomparable (another hardware key) keep their own reason.
+    slower_or_faster = speed_mismatch_reason(baseline.fingerprint, current_fingerprint or {}, speed_mismatch)
     if not slower_or_faster:
         return verdicts
     return [v if v.verdict == "incomparable" else

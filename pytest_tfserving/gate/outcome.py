@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pytest_tfserving.gate.ceilings import Failure
 from pytest_tfserving.gate.fingerprint import compare_fingerprints, incomparable_reason
 from pytest_tfserving.gate.gate_settings import GateChange
-from pytest_tfserving.gate.speed_probe import speed_note
+from pytest_tfserving.gate.speed_probe import speed_comparison, speed_note
 from pytest_tfserving.gate.verdicts import MetricVerdict, RelativeVerdict
 
 Status = Literal["error", "failed", "inconclusive", "incomparable", "passed", "new"]
@@ -161,7 +161,8 @@ def decide(
     )
     loosened = () if policy.allow_gate_changes else tuple(c for c in gate_changes if c.looser)
     speed = speed_note(baseline_fingerprint or {}, fingerprint or {}) if findings else None
-    if speed and any(speed.split(";")[0] in (f.gate_line or "") for f in findings):
+    comparison = speed_comparison(baseline_fingerprint or {}, fingerprint or {})
+    if speed and any(comparison in (f.gate_line or "") for f in findings):
         speed = None  # already the reason the baseline is not comparable
     lines = (
         *notes,

@@ -89,6 +89,7 @@ def drifts_more_than_pool(own_sd: float, own_df: int, pooled: PooledDrift,
 
 
 def baseline_hardware(baseline: Baseline) -> str:
+    """The hardware key a baseline was recorded on (``UNKNOWN_HARDWARE`` before fingerprints)."""
     return hardware_key(baseline.fingerprint) if baseline.fingerprint else UNKNOWN_HARDWARE
 
 
@@ -114,5 +115,3 @@ class RunDriftPools:
         key = baseline_hardware(baseline)
         return {metric: pool for (hw, metric), pool in self.pools.items() if hw == key}
 
-
-NO_POOLS = RunDriftPools({})

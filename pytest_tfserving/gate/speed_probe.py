@@ -226,27 +226,35 @@ def _ratio_text(ratio: float) -> str:
     return f"{ratio:.{2 if ratio < 1.5 else 1}f}".rstrip("0").rstrip(".")
 
 
-def speed_ratio(baseline_fp: Mapping[str, Any] | None, current_fp: Mapping[str, Any] | None) -> float | None:
-    """How many times faster this runner did the probe's work than the baseline's runner (below 1:
-    slower); None when either fingerprint has no probe or they timed different work (another probe
-    version, or numpy against TensorFlow)."""
+def _comparable_probes(
+    baseline_fp: Mapping[str, Any] | None, current_fp: Mapping[str, Any] | None
+) -> tuple[float, float] | None:
+    """(baseline's seconds, this runner's) when both timed the same work; None when either fingerprint
+    has no probe or they timed different work (another probe version, or numpy against TensorFlow)."""
     base, current = probe_seconds(baseline_fp), probe_seconds(current_fp)
     if base is None or current is None or base[1] != current[1]:
         return None
-    return base[0] / current[0]
+    return base[0], current[0]
+
+
+def speed_ratio(baseline_fp: Mapping[str, Any] | None, current_fp: Mapping[str, Any] | None) -> float | None:
+    """How many times faster this runner did the probe's work than the baseline's runner (below 1:
+    slower); None when the probes cannot be compared."""
+    probes = _comparable_probes(baseline_fp, current_fp)
+    return probes[0] / probes[1] if probes else None
 
 
 def speed_comparison(baseline_fp: Mapping[str, Any] | None, current_fp: Mapping[str, Any] | None) -> str:
     """'this runner measured 2x slower than the recording one (speed probe 0.325 s vs 0.162 s)';
-    "" when there is no ratio."""
-    ratio = speed_ratio(baseline_fp, current_fp)
-    base, current = probe_seconds(baseline_fp), probe_seconds(current_fp)
-    if ratio is None or base is None or current is None:
+    "" when the probes cannot be compared."""
+    probes = _comparable_probes(baseline_fp, current_fp)
+    if probes is None:
         return ""
+    base, current = probes
+    ratio = base / current
     faster = ratio > 1
     how = f"{_ratio_text(ratio if faster else 1 / ratio)}x {'faster' if faster else 'slower'}"
-    return (f"this runner measured {how} than the recording one "
-            f"(speed probe {current[0]:.3g} s vs {base[0]:.3g} s)")
+    return f"this runner measured {how} than the recording one (speed probe {current:.3g} s vs {base:.3g} s)"
 
 
 def speed_note(baseline_fp: Mapping[str, Any] | None, current_fp: Mapping[str, Any] | None) -> str | None:
